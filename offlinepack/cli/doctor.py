@@ -1,0 +1,14 @@
+"""`offlinepack doctor` (placeholder until its issue lands: the owner replaces this module)."""
+
+from __future__ import annotations
+
+import typer
+
+from offlinepack.cli.output import reports_errors
+from offlinepack.errors import OfflinepackError
+
+
+@reports_errors
+def doctor() -> None:
+    """Not available yet."""
+    raise OfflinepackError("`offlinepack doctor` is not available in this build")

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up .venv for development and tests on a fresh machine (idempotent, re-run any time).
+# Python 3.11: the CPU build of torch 2.13.0 that tests use is available for it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${OFFLINEPACK_DEV_PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch first, pinned: a bare `torch` would pull a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[lock,run,test]"
+if [ -s tests/requirements-extra.txt ]; then
+    .venv/bin/python -m pip install --quiet -r tests/requirements-extra.txt
+fi
+# packages whose declared dependencies would drag in torchvision/timm or a CUDA torch
+if [ -s tests/requirements-nodeps.txt ]; then
+    .venv/bin/python -m pip install --quiet --no-deps -r tests/requirements-nodeps.txt
+fi
+.venv/bin/python -m pip check >/dev/null || true
+echo "dev environment ready: .venv ($(.venv/bin/python --version))"
