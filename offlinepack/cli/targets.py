@@ -1,14 +1,42 @@
-"""`offlinepack targets` (placeholder until its issue lands: the owner replaces this module)."""
+"""`offlinepack targets [--json]`: list the built-in targets."""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-from offlinepack.cli.output import reports_errors
-from offlinepack.errors import OfflinepackError
+import typer
+from rich.table import Table
+
+from offlinepack.cli.output import console, print_json, reports_errors
+from offlinepack.target import builtin_names, load_builtin
 
 
 @reports_errors
-def targets() -> None:
-    """Not available yet."""
-    raise OfflinepackError("`offlinepack targets` is not available in this build")
+def targets(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List built-in targets (use a name with `--target`, or a snapshot file / folder instead)."""
+    rows = []
+    for name in builtin_names():
+        target = load_builtin(name)
+        rows.append({
+            "name": name,
+            "python": f"{target.implementation} {target.python_version}",
+            "platform": f"{target.system}-{target.machine} {target.libc or ''} {target.libc_version or ''}".strip(),
+            "installed": len(target.installed),
+            "approximate": target.approximate,
+            "description": target.description,
+        })
+    if as_json:
+        print_json(rows)
+        return
+    table = Table()
+    for column in ("name", "python", "platform", "installed", "approximate"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(row["name"], row["python"], row["platform"], str(row["installed"]),
+                      "yes" if row["approximate"] else "no")
+    console.print(table)
+    console.print("Approximate targets are a best guess. For an exact one, run "
+                  "`python bootstrap.py snapshot -o kaggle.json` in the kernel, then use `--target kaggle.json`.",
+                  markup=False)

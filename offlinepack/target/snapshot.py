@@ -1,0 +1,51 @@
+"""Capture the running interpreter as a Target (what `offlinepack snapshot` writes).
+
+`runtime/bootstrap.py snapshot` writes the same format with the standard library only; this
+one uses packaging, so its tags are exactly `packaging.tags.sys_tags()`.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+
+from packaging import tags as ptags
+from packaging.markers import default_environment
+from packaging.utils import canonicalize_name
+
+from offlinepack.target.model import InstalledDistribution, Target
+
+
+def installed_distributions(dists: Iterable[metadata.Distribution] | None = None) -> tuple[InstalledDistribution, ...]:
+    """Name, version and Requires-Dist of every distribution; the first on sys.path wins, like imports."""
+    seen: set[str] = set()
+    result: list[InstalledDistribution] = []
+    for dist in metadata.distributions() if dists is None else dists:
+        name, version = dist.metadata["Name"], dist.version
+        if not name or not version or canonicalize_name(name) in seen:
+            continue
+        seen.add(canonicalize_name(name))
+        result.append(InstalledDistribution(name=name, version=version, requires=tuple(dist.requires or ())))
+    return tuple(sorted(result, key=lambda d: d.key))
+
+
+def snapshot_current(name: str = "snapshot", description: str = "") -> Target:
+    """The running interpreter: marker environment, ordered wheel tags, installed distributions."""
+    libc, libc_version = platform.libc_ver()
+    markers = default_environment()
+    return Target(
+        name=name,
+        implementation=sys.implementation.name,
+        python_version=markers["python_full_version"],
+        system=platform.system().lower(),
+        machine=platform.machine(),
+        libc=libc or None,
+        libc_version=libc_version or None,
+        markers=dict(markers),
+        tags=tuple(str(tag) for tag in ptags.sys_tags()),
+        installed=installed_distributions(),
+        description=description or f"snapshot of {sys.executable}",
+        approximate=False,
+    )
