@@ -1,14 +1,96 @@
-"""`offlinepack build` (placeholder until its issue lands: the owner replaces this module)."""
+"""`offlinepack build LOCK --target T -o DIR`: a Kaggle-ready offline wheelhouse from a lock."""
 
 from __future__ import annotations
 
-import typer
+import os
+from pathlib import Path
+from typing import Annotated
 
-from offlinepack.cli.output import reports_errors
-from offlinepack.errors import OfflinepackError
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack.target import resolve_target
+from offlinepack.wheelhouse import BuildOptions, BuildResult, build_wheelhouse
+from offlinepack.wheelhouse import Progress as BuildProgress
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+class _Bars:
+    """Turns the library's progress events into rich bars (one per file), on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, event: BuildProgress) -> None:
+        key = f"{event.stage}:{event.filename}"
+        if key not in self.tasks:
+            label = "building" if event.stage == "build" else "fetching"
+            self.tasks[key] = self.progress.add_task(f"{label} {event.filename}", total=event.total)
+        self.progress.update(self.tasks[key], completed=event.done, total=event.total)
+        if event.finished:
+            self.progress.remove_task(self.tasks.pop(key))
+
+
+def _report(result: BuildResult) -> None:
+    table = Table(title=f"wheelhouse {result.output} for {result.target}", title_justify="left")
+    table.add_column("package")
+    table.add_column("version")
+    table.add_column("size", justify="right")
+    table.add_column("share", justify="right")
+    optional = {f.package for f in result.files if f.optional}
+    for row in result.size.rows:
+        name = f"{row.package} (optional)" if row.package in optional else row.package
+        table.add_row(name, row.version, _human(row.size), f"{row.share:.0%}")
+    table.add_section()
+    table.add_row("total", f"{len(result.size.rows)} packages", _human(result.size.total), "")
+    console.print(table)
+    fetched = f"{len(result.downloaded)} file(s) downloaded ({_human(result.downloaded_bytes)})"
+    built = f", {len(result.built)} built from sdist ({', '.join(result.built)})" if result.built else ""
+    console.print(f"largest: {result.size.largest}; {fetched}{built}; {result.seconds:.2f} s", markup=False)
+    if result.skipped:
+        console.print(f"not for this target (marker false): {', '.join(result.skipped)}", markup=False)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    console.print(f"next: kaggle datasets create -p {result.output}", markup=False)
 
 
 @reports_errors
-def build() -> None:
-    """Not available yet."""
-    raise OfflinepackError("`offlinepack build` is not available in this build")
+def build(
+    lock: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="pylock.toml written by `offlinepack lock`.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Built-in name (kaggle-gpu), target JSON file, or "
+                                        "folder with env.json + pip-inspect.json.")],
+    output: Annotated[Path, typer.Option("-o", "--output", file_okay=False, help="Wheelhouse folder to create.")],
+    dataset_id: Annotated[str | None, typer.Option("--dataset-id", help="Kaggle dataset id owner/slug "
+                                                   "(default: $KAGGLE_USERNAME/<folder name>).")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Dataset title, 6-50 characters.")] = None,
+    license: Annotated[str, typer.Option("--license", help="Dataset license (exactly one).")] = "CC0-1.0",
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", file_okay=False, help="Download cache "
+                                                   "(default: $OFFLINEPACK_CACHE or ~/.cache/offlinepack).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (only once the new "
+                                        "one is complete).")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel downloads.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Download (through the cache), verify and build the wheels a target lacks into a flat Kaggle dataset folder."""
+    options = BuildOptions(lock=lock, target=resolve_target(target), output=output, dataset_id=dataset_id,
+                           title=title, license=license, cache_dir=cache_dir, force=force, jobs=jobs,
+                           environ=dict(os.environ))
+    bars = _Bars(enabled=not as_json and err_console.is_terminal)
+    with bars.progress:
+        result = build_wheelhouse(options, progress=bars)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        _report(result)

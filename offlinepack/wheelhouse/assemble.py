@@ -1,0 +1,237 @@
+"""`build_wheelhouse`: lock + target → a flat folder ready for `kaggle datasets create -p DIR`.
+
+Stages: check inputs (all problems at once) → fetch through the cache → build sdists → write every
+file into a temporary folder next to DIR → rename it into place. A failure anywhere leaves DIR as it
+was (absent, or the previous wheelhouse) and no temporary folder behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from offlinepack import __version__
+from offlinepack.errors import OfflinepackError
+from offlinepack.target import Target
+from offlinepack.wheelhouse.cache import Cache, default_cache_dir, place
+from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
+from offlinepack.wheelhouse.download import FetchResult, ProgressCallback, Progress, fetch_all
+from offlinepack.wheelhouse.lockfile import LockFile, dumps_lock, read_lock, rewrite_lock
+from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, LOCK_NAME, MANIFEST_NAME, METADATA_NAME, SizeReport,
+                                             WheelhouseFile, manifest, size_report)
+from offlinepack.wheelhouse.sdist import build_wheel_from_sdist
+from offlinepack.wheelhouse.select import Plan, plan_files
+from offlinepack.wheelhouse.selfwheel import SelfWheel, find_bootstrap, offlinepack_wheel, wheel_info
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildOptions:
+    lock: Path
+    target: Target
+    output: Path
+    dataset_id: str | None = None
+    title: str | None = None
+    license: str | None = None
+    cache_dir: Path | None = None  # None: $OFFLINEPACK_CACHE or ~/.cache/offlinepack
+    force: bool = False
+    jobs: int = 8
+    self_wheel: Path | None = None  # a prebuilt offlinepack wheel; None builds (or reuses) one
+    build_python: str | None = None  # interpreter for sdist builds; None: the running one
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildResult:
+    output: Path
+    target: str
+    files: tuple[WheelhouseFile, ...]
+    skipped: tuple[str, ...]  # packages whose marker is false for the target
+    downloaded: tuple[str, ...]  # file names fetched over the network this run
+    downloaded_bytes: int
+    built: tuple[str, ...]  # packages built from an sdist this run
+    dataset: DatasetMetadata
+    size: SizeReport
+    replaced: bool  # an existing DIR was replaced (--force)
+    seconds: float
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "output": str(self.output), "target": self.target, "seconds": round(self.seconds, 3),
+            "files": [{"package": f.package, "version": f.version, "path": f.path, "sha256": f.sha256,
+                       "size": f.size, "optional": f.optional, "origin": f.origin} for f in self.files],
+            "skipped": list(self.skipped), "downloaded": list(self.downloaded),
+            "downloaded_bytes": self.downloaded_bytes, "built": list(self.built),
+            "dataset": dict(self.dataset.to_dict(), placeholder=self.dataset.placeholder),
+            "size": self.size.to_dict(), "replaced": self.replaced, "warnings": list(self.warnings),
+        }
+
+
+def _ignore(_: Progress) -> None:
+    pass
+
+
+def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadata]:
+    problems: list[str] = []
+    lock = plan = meta = None
+    output = Path(options.output)
+    if output.exists() and not output.is_dir():
+        problems.append(f"output {output} exists and is not a folder")
+    elif output.exists() and not options.force:
+        problems.append(f"output {output} already exists (pass --force to replace it once the new one is complete)")
+    if not output.parent.is_dir():
+        problems.append(f"output's parent folder {output.parent} does not exist")
+    for stage in ("lock", "plan", "dataset"):
+        try:
+            if stage == "lock":
+                lock = read_lock(options.lock)
+            elif stage == "plan" and lock is not None:
+                plan = plan_files(lock, options.target)
+            elif stage == "dataset":
+                meta = dataset_metadata(dataset_id=options.dataset_id, title=options.title, license=options.license,
+                                        default_slug=output.name, target_name=options.target.name,
+                                        environ=options.environ)
+        except OfflinepackError as error:
+            problems.extend(error.problems if error.problems else [error.message])
+    if problems or lock is None or plan is None or meta is None:
+        raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems,
+                               hint="fix the lines above; all problems found are listed")
+    return lock, plan, meta
+
+
+def _collect_files(plan: Plan, fetched: FetchResult, options: BuildOptions, cache_root: Path,
+                   progress: ProgressCallback) -> tuple[list[tuple[WheelhouseFile, Path]], list[str], list[str]]:
+    """Every wheel to ship with its cached source path; sdists are built here (problems collected)."""
+    problems: list[str] = []
+    out: list[tuple[WheelhouseFile, Path]] = []
+    built: list[str] = []
+    downloaded = set(fetched.downloaded)
+    for item in plan.files:
+        cached = fetched.cached[item.sha256]
+        if item.kind == "wheel":
+            origin = "downloaded" if item.filename in downloaded else "cached"
+            out.append((WheelhouseFile(package=item.package, version=item.version, path=item.filename,
+                                       sha256=item.sha256, size=cached.stat().st_size, optional=item.optional,
+                                       origin=origin), cached))
+            continue
+        progress(Progress(stage="build", filename=item.filename, done=0, total=None))
+        try:
+            wheel = build_wheel_from_sdist(cached, item.sha256, item.package, options.target, cache_root,
+                                           python=options.build_python)
+        except OfflinepackError as error:
+            problems.append(error.message)
+            continue
+        finally:
+            progress(Progress(stage="build", filename=item.filename, done=1, total=1, finished=True))
+        if not wheel.from_cache:
+            built.append(item.package)
+        out.append((WheelhouseFile(package=item.package, version=item.version, path=wheel.path.name,
+                                   sha256=wheel.sha256, size=wheel.size, optional=item.optional,
+                                   origin="built"), wheel.path))
+    return out, problems, built
+
+
+def _self_wheel(options: BuildOptions, cache_root: Path) -> SelfWheel:
+    if options.self_wheel is not None:
+        return wheel_info(Path(options.self_wheel))
+    return offlinepack_wheel(cache_root)
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _swap_into_place(staging: Path, output: Path) -> bool:
+    """Rename `staging` to `output`; an old `output` is removed only after the new one is in place."""
+    if not output.exists():
+        os.rename(staging, output)
+        return False
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
+    os.rename(output, old / output.name)
+    try:
+        os.rename(staging, output)
+    except BaseException:
+        os.rename(old / output.name, output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore) -> BuildResult:
+    """Build the wheelhouse described in the module docstring; raises OfflinepackError listing every problem."""
+    started = time.perf_counter()
+    lock, plan, meta = _check_inputs(options)
+    cache_root = Path(options.cache_dir) if options.cache_dir else default_cache_dir(options.environ)
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OfflinepackError(f"cannot create cache folder {cache_root}: {error.strerror}") from None
+    fetched = fetch_all(plan.files, Cache(cache_root), jobs=options.jobs, progress=progress)
+    if fetched.problems:
+        unreachable = any("cannot download" in p for p in fetched.problems)
+        raise OfflinepackError(
+            f"{len(fetched.problems)} file(s) could not be fetched; nothing was written to {options.output}",
+            problems=fetched.problems,
+            hint=("check the network or the index; files already fetched stay cached in "
+                  f"{cache_root} and are not fetched again") if unreachable else None,
+        )
+    collected, problems, built = _collect_files(plan, fetched, options, cache_root, progress)
+    if problems:
+        raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems)
+    files = [f for f, _ in collected]
+    sources = {f.path: src for f, src in collected}
+    extra_lock_packages = []
+    if "offlinepack" not in {canonicalize_name(p.name) for p in lock.pylock.packages}:
+        own = _self_wheel(options, cache_root)
+        files.append(WheelhouseFile(package="offlinepack", version=own.version, path=own.path.name, sha256=own.sha256,
+                                    size=own.size, optional=False, origin="self"))
+        sources[own.path.name] = own.path
+        extra_lock_packages.append({"name": "offlinepack", "version": own.version, "wheels": [
+            {"name": own.path.name, "path": own.path.name, "size": own.size, "hashes": {"sha256": own.sha256}}]})
+    lock_files = {canonicalize_name(f.package): (f.path, f.sha256, f.size) for f in files if f.origin != "self"}
+    new_lock = rewrite_lock(lock, lock_files, extra_lock_packages, created_by=f"offlinepack {__version__}")
+    bootstrap = find_bootstrap()
+
+    output = Path(options.output)
+    staging: Path | None = None
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+        for name, source in sources.items():
+            place(source, staging / name)
+        shutil.copyfile(bootstrap, staging / BOOTSTRAP_NAME)
+        (staging / LOCK_NAME).write_text(dumps_lock(new_lock), encoding="utf-8")
+        _write_json(staging / METADATA_NAME, meta.to_dict())
+        _write_json(staging / MANIFEST_NAME, manifest(options.target, files, lock.provided))
+        os.chmod(staging, 0o755)
+        replaced = _swap_into_place(staging, output)
+        staging = None
+    except OSError as error:
+        why = "disk full" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else error.strerror
+        raise OfflinepackError(
+            f"writing the wheelhouse next to {output} failed: {why} ({error.filename or output.parent}); "
+            f"{output} was left as it was",
+        ) from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    warnings = []
+    if lock.target_name and lock.target_name != options.target.name:
+        warnings.append(f"the lock was made for target {lock.target_name!r}, this build is for {options.target.name!r}")
+    if meta.placeholder:
+        warnings.append(f"dataset id {meta.id!r} is a placeholder: pass --dataset-id owner/slug or set KAGGLE_USERNAME, "
+                        f"or edit {output / METADATA_NAME} before `kaggle datasets create`")
+    return BuildResult(
+        output=output, target=options.target.name, files=tuple(files), skipped=plan.skipped,
+        downloaded=fetched.downloaded, downloaded_bytes=fetched.downloaded_bytes, built=tuple(built), dataset=meta,
+        size=size_report(files), replaced=replaced, seconds=time.perf_counter() - started, warnings=tuple(warnings),
+    )

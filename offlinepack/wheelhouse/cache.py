@@ -1,0 +1,96 @@
+"""A content-addressed file cache: `<root>/sha256/<ab>/<hash>/<filename>`, files read-only.
+
+Only verified files enter it (`add` hashes first), so a file found by its hash is trusted; the
+wheelhouse gets a hard link where the file system allows (a warm rebuild copies nothing), else a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from offlinepack.errors import OfflinepackError
+
+CACHE_ENV = "OFFLINEPACK_CACHE"
+_CHUNK = 1 << 20
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ, home: Path | None = None) -> Path:
+    """`$OFFLINEPACK_CACHE`, else `$XDG_CACHE_HOME/offlinepack`, else `~/.cache/offlinepack`."""
+    if environ.get(CACHE_ENV):
+        return Path(environ[CACHE_ENV]).expanduser()
+    if environ.get("XDG_CACHE_HOME"):
+        return Path(environ["XDG_CACHE_HOME"]) / "offlinepack"
+    return (home or Path.home()) / ".cache" / "offlinepack"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashMismatch(OfflinepackError):
+    """A file's content differs from the lock: it is deleted, never cached."""
+
+    def __init__(self, filename: str, expected: str, actual: str, source: str) -> None:
+        super().__init__(f"hash mismatch for {filename} from {source}: expected sha256 {expected}, got {actual}; "
+                         "the file was discarded")
+        self.filename, self.expected, self.actual = filename, expected, actual
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _folder(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def get(self, sha256: str, filename: str) -> Path | None:
+        path = self._folder(sha256) / filename
+        return path if path.is_file() else None
+
+    def find(self, sha256: str) -> Path | None:
+        """Any cached file with this content, whatever its name."""
+        folder = self._folder(sha256)
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file() and not path.name.startswith("."):
+                    return path
+        return None
+
+    def staging(self) -> Path:
+        """A folder on the cache's file system for partial downloads (renamed into place when verified)."""
+        folder = self.root / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=folder))
+
+    def add(self, source: Path, filename: str, expected_sha256: str | None, origin: str) -> tuple[Path, str]:
+        """Move `source` into the cache after checking its hash; returns (cached path, sha256).
+
+        On a mismatch `source` is deleted and HashMismatch raised: a bad file is never kept.
+        """
+        actual = sha256_file(source)
+        if expected_sha256 is not None and actual != expected_sha256:
+            source.unlink(missing_ok=True)
+            raise HashMismatch(filename, expected_sha256, actual, origin)
+        folder = self._folder(actual)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / filename
+        os.chmod(source, 0o444)  # a hard-linked wheelhouse must not be able to edit the cache
+        os.replace(source, final)
+        return final, actual
+
+
+def place(cached: Path, dest: Path) -> None:
+    """Hard-link `cached` to `dest`, or copy where links are impossible (other file system, no support)."""
+    try:
+        os.link(cached, dest)
+    except OSError:
+        shutil.copyfile(cached, dest)

@@ -1,0 +1,69 @@
+"""`dataset-metadata.json` for `kaggle datasets create -p DIR`: defaults, then Kaggle's rules checked."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from offlinepack.errors import raise_if_problems
+
+PLACEHOLDER_OWNER = "INSERT_KAGGLE_USERNAME"
+DEFAULT_LICENSE = "CC0-1.0"
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+_OWNER = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DatasetMetadata:
+    title: str
+    id: str
+    license: str
+    placeholder: bool  # id owner is a placeholder: edit the file before uploading
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "id": self.id, "licenses": [{"name": self.license}]}
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:50].strip("-")
+    return slug if len(slug) >= 3 else f"{slug or 'wheels'}-wheelhouse"[:50]
+
+
+def dataset_metadata(*, dataset_id: str | None, title: str | None, license: str | None, default_slug: str,
+                     target_name: str, environ: Mapping[str, str] = os.environ) -> DatasetMetadata:
+    """Fill defaults (id from KAGGLE_USERNAME or a flagged placeholder), then validate all fields at once."""
+    placeholder = False
+    if dataset_id is None:
+        owner = environ.get("KAGGLE_USERNAME", "").strip()
+        if not owner:
+            owner, placeholder = PLACEHOLDER_OWNER, True
+        dataset_id = f"{owner}/{slugify(default_slug)}"
+    if title is None:
+        title = f"offlinepack wheels for {target_name}"
+        if len(title) > 50:
+            title = title[:50].rstrip()
+        if len(title) < 6:
+            title = f"{title} wheels"
+    license = DEFAULT_LICENSE if license is None else license
+    problems: list[str] = []
+    if not 6 <= len(title) <= 50:
+        problems.append(f"dataset title {title!r} has {len(title)} characters; Kaggle needs 6 to 50")
+    owner, sep, slug = dataset_id.partition("/")
+    if not sep or not owner or "/" in slug:
+        problems.append(f"dataset id {dataset_id!r} must be owner/slug, e.g. alice/vesuvius-wheels")
+    else:
+        if not _OWNER.match(owner):
+            problems.append(f"dataset id owner {owner!r} must be a Kaggle user name (letters, digits, - and _)")
+        if not 3 <= len(slug) <= 50:
+            problems.append(f"dataset slug {slug!r} has {len(slug)} characters; Kaggle needs 3 to 50")
+        elif not _SLUG.match(slug):
+            problems.append(f"dataset slug {slug!r} may hold only lower-case letters, digits and '-', "
+                            "and must not start or end with '-'")
+    if not license.strip():
+        problems.append("dataset license is empty; Kaggle needs exactly one, e.g. CC0-1.0")
+    raise_if_problems(problems, "invalid dataset metadata",
+                      hint="pass --dataset-id owner/slug, --title TEXT (6-50 characters) and --license NAME")
+    return DatasetMetadata(title=title, id=dataset_id, license=license, placeholder=placeholder)

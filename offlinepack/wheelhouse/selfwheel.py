@@ -1,0 +1,124 @@
+"""offlinepack's own files for the wheelhouse: `bootstrap.py` and an offlinepack wheel.
+
+From a source checkout the wheel is built with `uv build --wheel` (pip as fallback) and cached by a
+hash of the sources, so a rebuild with unchanged sources builds nothing. From an installed wheel it is
+repacked from the installed files (RECORD), because there is no index to download offlinepack from.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import offlinepack
+from offlinepack.errors import OfflinepackError
+from offlinepack.wheelhouse.cache import sha256_file
+from offlinepack.wheelhouse.sdist import build_command, run_build
+
+PACKAGE_DIR = Path(offlinepack.__file__).resolve().parent
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SelfWheel:
+    path: Path
+    version: str
+    sha256: str
+    size: int
+
+
+def source_root(package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The checkout holding this package (pyproject.toml + runtime/), or None when installed from a wheel."""
+    root = package_dir.parent
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and (root / "runtime" / "bootstrap.py").is_file() and \
+            'name = "offlinepack"' in pyproject.read_text(encoding="utf-8"):
+        return root
+    return None
+
+
+def find_bootstrap(package_dir: Path = PACKAGE_DIR) -> Path:
+    """runtime/bootstrap.py in a checkout; offlinepack/runtime/bootstrap.py in an installed wheel."""
+    candidates = [package_dir / "runtime" / "bootstrap.py"]
+    root = source_root(package_dir)
+    if root is not None:
+        candidates.insert(0, root / "runtime" / "bootstrap.py")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise OfflinepackError("bootstrap.py not found (looked at " + ", ".join(map(str, candidates)) + ")",
+                           hint="reinstall offlinepack; its wheel ships offlinepack/runtime/bootstrap.py")
+
+
+def _source_files(root: Path) -> list[Path]:
+    files = [root / "pyproject.toml", root / "README.md", root / "runtime" / "bootstrap.py"]
+    files += [p for p in (root / "offlinepack").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return sorted(p for p in files if p.is_file())
+
+
+def source_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _source_files(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def wheel_info(path: Path) -> SelfWheel:
+    version = path.name.split("-")[1]
+    return SelfWheel(path=path, version=version, sha256=sha256_file(path), size=path.stat().st_size)
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def repack_installed(out_dir: Path, dist_name: str = "offlinepack") -> Path:
+    """Rebuild a wheel from an installed distribution's files (those under site-packages)."""
+    dist = metadata.distribution(dist_name)
+    version = dist.version
+    info_dir = f"{dist_name}-{version}.dist-info"
+    entries: dict[str, bytes] = {}
+    for file in dist.files or []:
+        rel = file.as_posix()
+        if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue  # console scripts are regenerated from entry_points.txt at install time
+        if rel.endswith(("/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json")):
+            continue
+        entries[rel] = Path(file.locate()).read_bytes()
+    record = "".join(f"{rel},{_record_hash(data)},{len(data)}\n" for rel, data in entries.items())
+    entries[f"{info_dir}/RECORD"] = (record + f"{info_dir}/RECORD,,\n").encode()
+    path = out_dir / f"{dist_name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for rel, data in entries.items():
+            archive.writestr(rel, data)
+    return path
+
+
+def offlinepack_wheel(cache_root: Path, package_dir: Path = PACKAGE_DIR) -> SelfWheel:
+    """The wheel of the running offlinepack, built once per source state and then served from the cache."""
+    root = source_root(package_dir)
+    key = source_hash(root) if root is not None else f"installed-{offlinepack.__version__}"
+    folder = cache_root / "self" / key
+    cached = sorted(folder.glob("offlinepack-*.whl")) if folder.is_dir() else []
+    if cached:
+        return wheel_info(cached[0])
+    (cache_root / "tmp").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="self-", dir=cache_root / "tmp"))
+    try:
+        if root is not None:
+            wheel = run_build(build_command(root, work), "offlinepack itself", work)
+        else:
+            wheel = repack_installed(work)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / wheel.name
+        os.chmod(wheel, 0o444)
+        os.replace(wheel, final)
+        return wheel_info(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
