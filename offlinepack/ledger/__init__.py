@@ -1,0 +1,37 @@
+"""Run ledger: append a JSON line per run, notes with leaderboard scores, listing with notes merged."""
+
+from offlinepack.ledger.facts import (
+    environment_fact,
+    find_wheelhouse_manifest,
+    model_files,
+    sha256_of,
+    wheelhouse_fact,
+)
+from offlinepack.ledger.store import (
+    LEDGER_NAME,
+    Ledger,
+    RunEntry,
+    add_note,
+    append_record,
+    find_run,
+    new_run_id,
+    read_ledger,
+    utc_now,
+)
+
+__all__ = [
+    "LEDGER_NAME",
+    "Ledger",
+    "RunEntry",
+    "add_note",
+    "append_record",
+    "environment_fact",
+    "find_run",
+    "find_wheelhouse_manifest",
+    "model_files",
+    "new_run_id",
+    "read_ledger",
+    "sha256_of",
+    "utc_now",
+    "wheelhouse_fact",
+]

@@ -1,0 +1,112 @@
+"""Facts a run record holds that are not the run's own results: model hashes, wheelhouse, environment.
+
+Host facts are parameters (search roots, environment variables) so tests can be any machine; torch is
+never imported here: its version comes from package metadata, CUDA and GPUs from the engine's describe().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "offlinepack.json"
+MANIFEST_FORMAT = "offlinepack-wheelhouse"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Each model path's files with sha256 and size (a folder: every file under it, sorted)."""
+    out: list[dict[str, Any]] = []
+    for model in paths:
+        model = Path(model)
+        files = sorted(p for p in model.rglob("*") if p.is_file()) if model.is_dir() else [model]
+        # a built-in checkpoint `x.safetensors` comes with its sidecar `x.json`
+        if model.is_file():
+            sidecar = model.with_suffix(".json")
+            if sidecar != model and sidecar.is_file():
+                files.append(sidecar)
+        for path in files:
+            if path.exists():
+                out.append({"model": str(model), "path": str(path), "sha256": sha256_of(path), "size": path.stat().st_size})
+    return out
+
+
+def _manifest_candidates(roots: Iterable[Path], max_depth: int) -> Iterable[Path]:
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            yield root
+            continue
+        if not root.is_dir():
+            continue
+        base_depth = len(root.parts)
+        for folder, dirs, files in os.walk(root):
+            if len(Path(folder).parts) - base_depth >= max_depth:
+                dirs[:] = []
+            if MANIFEST_NAME in files:
+                yield Path(folder) / MANIFEST_NAME
+
+
+def find_wheelhouse_manifest(
+    wheel_dirs: Sequence[Path] = (),
+    *,
+    kaggle_root: Path = Path("/kaggle"),
+    environ: Mapping[str, str] = os.environ,
+    max_depth: int = 6,
+) -> Path | None:
+    """The wheelhouse's offlinepack.json: explicit dirs, then $OFFLINEPACK_WHEELHOUSE, then under
+    <kaggle_root>/input (both mount layouts). Only a file whose `format` is offlinepack-wheelhouse counts."""
+    roots: list[Path] = [Path(d) for d in wheel_dirs]
+    if environ.get("OFFLINEPACK_WHEELHOUSE"):
+        roots.append(Path(environ["OFFLINEPACK_WHEELHOUSE"]))
+    roots.append(Path(kaggle_root) / "input")
+    for candidate in _manifest_candidates(roots, max_depth):
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT:
+            return candidate
+    return None
+
+
+def wheelhouse_fact(manifest: Path | None) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    return {"manifest": str(manifest), "sha256": sha256_of(manifest)}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_fact(engine_info: Mapping[str, Any] | None = None, tiff_reader: str | None = None) -> dict[str, Any]:
+    """python, platform, key package versions, CUDA/GPUs as the engine saw them, the TIFF reader used."""
+    info = dict(engine_info or {})
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in ("offlinepack", "torch", "numpy", "tifffile", "pillow", "imagecodecs", "connected-components-3d", "scipy")},
+        "cuda": info.get("cuda"),
+        "devices": info.get("devices"),
+        "precision": info.get("precision"),
+        "tiff_reader": tiff_reader,
+    }

@@ -1,0 +1,166 @@
+"""The run ledger: one JSON object per line, appended, never rewritten.
+
+Two record types share a file:
+- `{"type": "run", "run_id": ..., "started": ..., "finished": ..., ...}`: one per `offlinepack run`;
+- `{"type": "note", "run_id": ..., "time": ..., "public_lb": ..., "private_lb": ..., "text": ...}`:
+  appended by `offlinepack runs note`; listing merges notes into their run (the latest value wins).
+Appending only means a crash mid-run can at worst leave one torn last line, which reading skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from offlinepack.errors import OfflinepackError
+
+LEDGER_NAME = "offlinepack-runs.jsonl"
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """A run record with its notes merged: `public_lb`/`private_lb` from the latest note that set them."""
+
+    record: dict[str, Any]
+    notes: tuple[dict[str, Any], ...]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record.get("run_id"))
+
+    def _latest(self, key: str) -> Any:
+        for note in reversed(self.notes):
+            if note.get(key) is not None:
+                return note[key]
+        return None
+
+    @property
+    def public_lb(self) -> float | None:
+        return self._latest("public_lb")
+
+    @property
+    def private_lb(self) -> float | None:
+        return self._latest("private_lb")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.record,
+            "public_lb": self.public_lb,
+            "private_lb": self.private_lb,
+            "notes": [n for n in self.notes],
+        }
+
+
+@dataclass(frozen=True)
+class Ledger:
+    path: Path
+    runs: tuple[RunEntry, ...]
+    skipped_lines: tuple[int, ...] = ()  # 1-based line numbers that were not valid JSON records
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique enough for one user: UTC time plus 6 random hex digits."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def append_record(path: Path, record: dict[str, Any]) -> Path:
+    """Append one record as one line, flushed to disk before returning."""
+    path = Path(path)
+    line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise OfflinepackError(
+            f"cannot append to the run ledger {path}: {error.strerror or error}",
+            hint="pass --ledger with a writable file",
+        ) from error
+    return path
+
+
+def read_ledger(path: Path) -> Ledger:
+    """All runs in file order, notes merged. A missing file is an empty ledger."""
+    path = Path(path)
+    if not path.exists():
+        return Ledger(path, ())
+    runs: dict[str, dict[str, Any]] = {}
+    notes: dict[str, list[dict[str, Any]]] = {}
+    skipped: list[int] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                skipped.append(number)
+                continue
+            if not isinstance(record, dict) or "run_id" not in record:
+                skipped.append(number)
+                continue
+            kind = record.get("type", "run")
+            if kind == "note":
+                notes.setdefault(str(record["run_id"]), []).append(record)
+            elif kind == "run":
+                runs[str(record["run_id"])] = record
+            else:
+                skipped.append(number)
+    entries = tuple(RunEntry(record, tuple(notes.get(run_id, ()))) for run_id, record in runs.items())
+    return Ledger(path, entries, tuple(skipped))
+
+
+def find_run(ledger: Ledger, ref: str) -> RunEntry:
+    """A run by its id or a unique prefix of it."""
+    exact = [run for run in ledger.runs if run.run_id == ref]
+    if exact:
+        return exact[0]
+    matches = [run for run in ledger.runs if run.run_id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise OfflinepackError(
+            f"no run {ref!r} in {ledger.path}",
+            hint="list the run ids with `offlinepack runs`" + ("" if ledger.runs else " (the ledger is empty)"),
+        )
+    raise OfflinepackError(
+        f"{ref!r} matches {len(matches)} runs in {ledger.path}",
+        problems=[run.run_id for run in matches],
+        hint="give more characters of the run id",
+    )
+
+
+def add_note(
+    path: Path,
+    run_ref: str,
+    *,
+    public_lb: float | None = None,
+    private_lb: float | None = None,
+    text: str | None = None,
+) -> dict[str, Any]:
+    """Append a note record to the run `run_ref` (id or unique prefix); returns the record written."""
+    if public_lb is None and private_lb is None and not text:
+        raise OfflinepackError("a note needs --public-lb, --private-lb or --text")
+    run = find_run(read_ledger(path), run_ref)
+    record = {
+        "type": "note",
+        "run_id": run.run_id,
+        "time": utc_now(),
+        "public_lb": public_lb,
+        "private_lb": private_lb,
+        "text": text,
+    }
+    append_record(path, record)
+    return record
