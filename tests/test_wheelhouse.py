@@ -1,0 +1,403 @@
+"""offlinepack.wheelhouse against real wheels and sdists served over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from packaging.pylock import Pylock
+
+from offlinepack.errors import OfflinepackError
+from offlinepack.target import Target
+from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
+from offlinepack.wheelhouse.dataset import PLACEHOLDER_OWNER, dataset_metadata
+from offlinepack.wheelhouse.lockfile import tomllib
+from offlinepack.wheelhouse.sdist import find_uv
+from offlinepack.wheelhouse.selfwheel import find_bootstrap, offlinepack_wheel
+from tests.support.index import LocalIndex
+from tests.support.pythons import find_python
+from tests.support.wheels import make_sdist, make_wheel, sha256_of
+
+MANYLINUX = [f"cp312-cp312-manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)]
+TAGS = ("cp312-cp312-linux_x86_64", *MANYLINUX, "cp312-abi3-manylinux_2_17_x86_64", "py312-none-any", "py3-none-any")
+MARKERS = {
+    "implementation_name": "cpython", "implementation_version": "3.12.3", "os_name": "posix",
+    "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "6.1",
+    "platform_system": "Linux", "platform_version": "#1", "python_full_version": "3.12.3",
+    "python_version": "3.12", "sys_platform": "linux",
+}
+
+
+def make_target(tags: tuple[str, ...] = TAGS, name: str = "test-kernel") -> Target:
+    return Target(name=name, implementation="cpython", python_version="3.12.3", system="linux", machine="x86_64",
+                  libc="glibc", libc_version="2.35", markers=MARKERS, tags=tags, approximate=True)
+
+
+def file_url(index: LocalIndex, path: Path) -> str:
+    return index.url.replace("/simple/", "/files/") + path.name
+
+
+def entry(url: str, path: Path, sha: str | None = None) -> str:
+    return f'{{url = "{url}", hashes = {{sha256 = "{sha or sha256_of(path)}"}}}}'
+
+
+def write_lock(path: Path, packages: list[dict], tool: str | None = None) -> Path:
+    """A pylock.toml written by hand: each package is {name, version, wheels: [entry...], sdist: entry, marker}."""
+    lines = ['lock-version = "1.0"', 'created-by = "tests"', 'requires-python = ">=3.10"']
+    for package in packages:
+        lines += ["", "[[packages]]", f'name = "{package["name"]}"', f'version = "{package["version"]}"']
+        if "marker" in package:
+            lines.append(f"marker = {json.dumps(package['marker'])}")
+        if "wheels" in package:
+            lines.append("wheels = [\n" + "".join(f"  {w},\n" for w in package["wheels"]) + "]")
+        if "sdist" in package:
+            lines.append(f"sdist = {package['sdist']}")
+    lines += ["", "[tool.offlinepack]", 'target = "test-kernel"',
+              'provided = [{name = "numpy", version = "2.0.2"}, {name = "torch", version = "2.8.0"}]']
+    if tool:
+        lines.append(tool)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def self_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """offlinepack's own wheel, built once for the session with the real build path (uv build)."""
+    return offlinepack_wheel(tmp_path_factory.mktemp("self-cache")).path
+
+
+@pytest.fixture
+def project(tmp_path: Path, local_index: LocalIndex) -> dict:
+    """A served set: alpha (compiled, several platforms), imagecodecs (optional), beta (sdist-only), winonly."""
+    root = local_index.root
+    alpha = {tag: make_wheel(root, "alpha", "1.0", tag=tag) for tag in (
+        "cp312-cp312-win_amd64", "cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_28_x86_64",
+        "cp311-cp311-manylinux_2_28_x86_64")}
+    codecs = make_wheel(root, "imagecodecs", "2025.8.2", tag="cp312-cp312-manylinux_2_28_x86_64")
+    beta = make_sdist(root, "beta-pkg", "2.0")
+    win = make_wheel(root, "winonly", "1.0")
+    packages = [
+        {"name": "alpha", "version": "1.0", "wheels": [entry(file_url(local_index, p), p) for p in alpha.values()]},
+        {"name": "imagecodecs", "version": "2025.8.2", "wheels": [entry(file_url(local_index, codecs), codecs)]},
+        {"name": "beta-pkg", "version": "2.0", "sdist": entry(file_url(local_index, beta), beta)},
+        {"name": "winonly", "version": "1.0", "marker": "sys_platform == 'win32'",
+         "wheels": [entry(file_url(local_index, win), win)]},
+    ]
+    lock = write_lock(tmp_path / "pylock.toml", packages)
+    return {"lock": lock, "index": local_index, "packages": packages, "alpha": alpha, "codecs": codecs,
+            "beta": beta, "win": win, "cache": tmp_path / "cache", "out": tmp_path / "out"}
+
+
+def options(project: dict, self_wheel: Path, **kw) -> BuildOptions:
+    defaults = dict(lock=project["lock"], target=make_target(), output=project["out"], cache_dir=project["cache"],
+                    self_wheel=self_wheel, dataset_id="alice/vesuvius-wheels", environ={})
+    return BuildOptions(**{**defaults, **kw})
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_build_ships_best_wheel_per_package_and_a_complete_folder(project: dict, self_wheel: Path) -> None:
+    events = []
+    result = build_wheelhouse(options(project, self_wheel), progress=events.append)
+    out = project["out"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([
+        "alpha-1.0-cp312-cp312-manylinux_2_28_x86_64.whl",  # 2_28 ranks above 2_17 for the target; no win/cp311
+        "imagecodecs-2025.8.2-cp312-cp312-manylinux_2_28_x86_64.whl",
+        "beta_pkg-2.0-py3-none-any.whl",  # built from the sdist
+        self_wheel.name, "bootstrap.py", "pylock.toml", "offlinepack.json", "dataset-metadata.json",
+    ])
+    # only the chosen files were fetched; the marker-false package was never asked for
+    fetched = sorted(r for r in project["index"].requests if r.startswith("/files/"))
+    assert fetched == sorted(["/files/alpha-1.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+                              "/files/imagecodecs-2025.8.2-cp312-cp312-manylinux_2_28_x86_64.whl",
+                              "/files/beta_pkg-2.0.tar.gz"])
+    assert result.skipped == ("winonly",)
+    assert result.built == ("beta-pkg",)
+    assert (out / "bootstrap.py").read_bytes() == find_bootstrap().read_bytes()
+    assert {e.filename for e in events if e.finished} >= {"beta_pkg-2.0.tar.gz", "alpha-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"}
+    assert leftovers(out.parent) == []
+    assert result.size.total == sum(f.size for f in result.files)
+    assert result.size.largest == max(result.files, key=lambda f: f.size).package
+
+
+def test_manifest_follows_contract_3(project: dict, self_wheel: Path) -> None:
+    build_wheelhouse(options(project, self_wheel))
+    out = project["out"]
+    data = json.loads((out / "offlinepack.json").read_text())
+    assert data["format"] == "offlinepack-wheelhouse" and data["version"] == 1 and data["lock"] == "pylock.toml"
+    assert data["created"].endswith("Z") and data["offlinepack_version"] == "0.1.0"
+    assert data["target"] == {"name": "test-kernel", "implementation": "cpython", "python_version": "3.12.3",
+                              "approximate": True, "tags": list(TAGS[:20])}
+    assert data["provided"] == [{"name": "numpy", "version": "2.0.2"}, {"name": "torch", "version": "2.8.0"}]
+    packages = {p["name"]: p for p in data["packages"]}
+    assert set(packages) == {"alpha", "imagecodecs", "beta-pkg", "offlinepack"}
+    assert packages["imagecodecs"]["optional"] is True  # default when the lock names no optional packages
+    assert not any(packages[n]["optional"] for n in ("alpha", "beta-pkg", "offlinepack"))
+    for package in packages.values():
+        for f in package["files"]:
+            assert sha256_of(out / f["path"]) == f["sha256"] and (out / f["path"]).stat().st_size == f["size"]
+    meta = json.loads((out / "dataset-metadata.json").read_text())
+    assert meta == {"title": "offlinepack wheels for test-kernel", "id": "alice/vesuvius-wheels",
+                    "licenses": [{"name": "CC0-1.0"}]}
+
+
+def test_rewritten_lock_has_relative_paths_and_installs_offline(project: dict, self_wheel: Path, tmp_path: Path) -> None:
+    build_wheelhouse(options(project, self_wheel))
+    out = project["out"]
+    text = (out / "pylock.toml").read_text()
+    lock = Pylock.from_dict(tomllib.loads(text))
+    assert "url" not in text and "http" not in text
+    assert [p.name for p in lock.packages] == ["alpha", "imagecodecs", "beta-pkg", "offlinepack"]
+    for package in lock.packages:
+        (wheel,) = package.wheels
+        assert wheel.path == wheel.filename and (out / wheel.path).is_file()
+        assert wheel.hashes["sha256"] == sha256_of(out / wheel.path)
+    assert tomllib.loads(text)["tool"]["offlinepack"]["provided"][0] == {"name": "numpy", "version": "2.0.2"}
+
+    python = find_python("3.12")
+    if python is None:
+        pytest.skip("no Python 3.12 interpreter to install the cp312 wheels into")
+    venv = tmp_path / "kernel"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    wheels = sorted(str(p) for p in out.glob("*.whl"))
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                           "--no-index", "--no-deps", "--no-compile", "--quiet", *wheels],
+                          capture_output=True, text=True, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+    assert done.returncode == 0, done.stderr
+    check = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import alpha, beta_pkg, imagecodecs, offlinepack; print(alpha.__version__, beta_pkg.__version__)"],
+                           capture_output=True, text=True)
+    assert check.stdout.split() == ["1.0", "2.0"], check.stderr
+    # uv reads the rewritten lock itself: every relative path resolves next to it, no index needed
+    venv2 = tmp_path / "kernel2"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv2)], check=True)
+    done = subprocess.run([find_uv(), "pip", "install", "--python", str(venv2 / "bin" / "python"), "--offline",
+                           "--no-deps", "-r", str(out / "pylock.toml")], capture_output=True, text=True)
+    assert done.returncode == 0 and "+ beta-pkg==2.0" in done.stderr, done.stderr
+
+
+def test_warm_rebuild_downloads_nothing_and_is_fast(project: dict, self_wheel: Path) -> None:
+    first = build_wheelhouse(options(project, self_wheel))
+    assert len(first.downloaded) == 3
+    requests = list(project["index"].requests)
+    started = time.perf_counter()
+    second = build_wheelhouse(options(project, self_wheel, force=True))
+    elapsed = time.perf_counter() - started
+    assert project["index"].requests == requests  # not one request: everything came from the cache
+    assert second.downloaded == () and second.built == () and second.replaced
+    assert elapsed < 1.0
+    assert {f.origin for f in second.files} == {"cached", "built", "self"}
+    assert [(f.path, f.sha256) for f in second.files] == [(f.path, f.sha256) for f in first.files]
+
+
+def test_hash_mismatch_is_an_error_and_the_file_is_not_kept(project: dict, self_wheel: Path) -> None:
+    codecs: Path = project["codecs"]
+    expected = sha256_of(codecs)
+    codecs.write_bytes(codecs.read_bytes() + b"tampered")  # the index now serves different bytes
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel))
+    (line,) = [p for p in caught.value.problems if "hash mismatch" in p]
+    assert codecs.name in line and expected in line and sha256_of(codecs) in line
+    assert not project["out"].exists() and leftovers(project["out"].parent) == []
+    cached_names = [p.name for p in (project["cache"] / "sha256").rglob("*") if p.is_file()]
+    assert codecs.name not in cached_names and "alpha-1.0-cp312-cp312-manylinux_2_28_x86_64.whl" in cached_names
+    assert not list((project["cache"] / "tmp").iterdir())
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_file_fails_whole_build_and_old_folder_survives(project: dict, self_wheel: Path,
+                                                                    tmp_path: Path) -> None:
+    build_wheelhouse(options(project, self_wheel))
+    before = {p.name: p.read_bytes() for p in project["out"].iterdir()}
+    gamma = make_wheel(tmp_path / "elsewhere", "gamma", "1.0")
+    dead = f"http://127.0.0.1:{_closed_port()}/files/{gamma.name}"
+    lock = write_lock(tmp_path / "pylock2.toml", [*project["packages"],
+                                                 {"name": "gamma", "version": "1.0", "wheels": [entry(dead, gamma)]}])
+    requests = len(project["index"].requests)
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, lock=lock, force=True))
+    assert caught.value.problems == (f"cannot download {gamma.name} (gamma 1.0) from {dead}: Connection refused",)
+    assert "cached" in (caught.value.hint or "")
+    assert len(project["index"].requests) == requests  # the cache served everything it had
+    assert {p.name: p.read_bytes() for p in project["out"].iterdir()} == before
+    assert leftovers(tmp_path) == []
+
+
+def test_output_exists_is_refused_then_replaced_with_force(project: dict, self_wheel: Path) -> None:
+    out: Path = project["out"]
+    out.mkdir()
+    (out / "stale.whl").write_text("old")
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel))
+    assert any("already exists" in p and "--force" in p for p in caught.value.problems)
+    assert (out / "stale.whl").exists()
+    result = build_wheelhouse(options(project, self_wheel, force=True))
+    assert result.replaced and not (out / "stale.whl").exists() and (out / "offlinepack.json").is_file()
+    assert leftovers(out.parent) == []
+
+
+def test_every_input_problem_is_reported_at_once(project: dict, self_wheel: Path, tmp_path: Path) -> None:
+    win = make_wheel(project["index"].root, "winbin", "3.1", tag="cp312-cp312-win_amd64")
+    lock = write_lock(tmp_path / "bad.toml", [
+        *project["packages"],
+        {"name": "winbin", "version": "3.1", "wheels": [entry(file_url(project["index"], win), win)]},
+    ])
+    project["out"].mkdir()
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, lock=lock, dataset_id="alice/x", title="tiny"))
+    problems = caught.value.problems
+    assert any("already exists" in p for p in problems)
+    assert ("no file of winbin 3.1 installs on target test-kernel: the lock has wheels for cp312-cp312-win_amd64 "
+            "and no sdist; the target's best tags: cp312-cp312-linux_x86_64, cp312-cp312-manylinux_2_35_x86_64, "
+            "cp312-cp312-manylinux_2_34_x86_64") in problems
+    assert any("title 'tiny'" in p for p in problems) and any("slug 'x'" in p for p in problems)
+    assert project["index"].requests == []  # nothing fetched before the inputs are sound
+
+
+def test_malformed_lock_names_file_and_field(project: dict, self_wheel: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "pylock.toml"
+    bad.write_text(project["lock"].read_text().replace("hashes = ", "size = \"12\", hashes = ", 1))
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, lock=bad))
+    assert caught.value.problems == (
+        f"{bad}: not a valid pylock.toml: Unexpected type str (expected int) in 'packages[0].wheels[0].size'",)
+    bad.write_text("lock-version = \n")
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, lock=bad))
+    assert f"{bad}: not valid TOML" in caught.value.problems[0]
+
+
+def _compiled_sdist(folder: Path, name: str, version: str) -> Path:
+    """An sdist whose in-tree backend tags its wheel for the build interpreter and platform (like a C extension)."""
+    sdist = make_sdist(folder, name, version)
+    module = name.replace("-", "_")
+    with tarfile.open(sdist) as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+    backend = f"{module}-{version}/intree_backend.py"
+    code = members[backend].decode()
+    code = code.replace("Root-Is-Purelib: true\\nTag: py3-none-any", "Root-Is-Purelib: false\\nTag: {TAG}")
+    code = code.replace('f"{MODULE}-{VERSION}-py3-none-any.whl"', 'f"{MODULE}-{VERSION}-{TAG}.whl"')
+    code = code.replace("def _hash(", "import sys, sysconfig\nTAG = 'cp%d%d-cp%d%d-' % (sys.version_info[:2] * 2) + "
+                                      "sysconfig.get_platform().replace('-', '_').replace('.', '_')\n\n\ndef _hash(")
+    code = code.replace('b"Wheel-Version: 1.0\\nGenerator: intree\\nRoot-Is-Purelib: false\\nTag: {TAG}\\n\\n"',
+                        'f"Wheel-Version: 1.0\\nGenerator: intree\\nRoot-Is-Purelib: false\\nTag: {TAG}\\n\\n".encode()')
+    members[backend] = code.encode()
+    with tarfile.open(sdist, "w:gz") as archive:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return sdist
+
+
+def host_tag() -> str:
+    return "cp%d%d-cp%d%d-" % (sys.version_info[:2] * 2) + sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+def test_compiled_sdist_is_refused_for_another_target_and_accepted_for_a_matching_one(
+        local_index: LocalIndex, tmp_path: Path, self_wheel: Path) -> None:
+    sdist = _compiled_sdist(local_index.root, "acvl-utils", "0.2.5")
+    lock = write_lock(tmp_path / "pylock.toml", [
+        {"name": "acvl-utils", "version": "0.2.5", "sdist": entry(file_url(local_index, sdist), sdist)}])
+    project = {"lock": lock, "out": tmp_path / "out", "cache": tmp_path / "cache"}
+    target = make_target(tuple(MANYLINUX) + ("py3-none-any",))
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, target=target))
+    assert caught.value.problems == (
+        f"acvl-utils is sdist-only and builds a compiled wheel for {host_tag()}; the target needs "
+        f"{', '.join(MANYLINUX[:3])}; build it on a machine matching the target",)
+    assert not project["out"].exists() and not list((tmp_path / "cache").glob("built/*/*.whl"))
+    # a target listing the build host's own tag takes the wheel
+    result = build_wheelhouse(options(project, self_wheel, target=make_target((host_tag(), "py3-none-any"))))
+    (built,) = [f for f in result.files if f.package == "acvl-utils"]
+    assert built.path == f"acvl_utils-0.2.5-{host_tag()}.whl" and built.sha256 == sha256_of(project["out"] / built.path)
+
+
+def test_lock_path_entries_resolve_against_the_lock_folder(tmp_path: Path, self_wheel: Path) -> None:
+    wheel = make_wheel(tmp_path / "wheels", "delta", "0.1")
+    lock = write_lock(tmp_path / "pylock.toml", [
+        {"name": "delta", "version": "0.1",
+         "wheels": [f'{{path = "wheels/{wheel.name}", hashes = {{sha256 = "{sha256_of(wheel)}"}}}}']}])
+    project = {"lock": lock, "out": tmp_path / "out", "cache": tmp_path / "cache"}
+    result = build_wheelhouse(options(project, self_wheel))
+    assert (tmp_path / "out" / wheel.name).read_bytes() == wheel.read_bytes()
+    assert result.downloaded == (wheel.name,)
+
+
+def test_write_failure_midway_leaves_nothing_half_written(project: dict, self_wheel: Path) -> None:
+    """A real OS write failure (file size limit, like a full disk) while the folder is being written."""
+    build_wheelhouse(options(project, self_wheel))  # warms the cache, so the failure comes while writing
+    before = {p.name: p.read_bytes() for p in project["out"].iterdir()}
+    script = f"""
+import resource, signal, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))  # bootstrap.py and offlinepack.json exceed it
+from offlinepack.errors import OfflinepackError
+from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
+from tests.test_wheelhouse import make_target
+try:
+    build_wheelhouse(BuildOptions(lock=Path({str(project['lock'])!r}), target=make_target(),
+                     output=Path({str(project['out'])!r}), cache_dir=Path({str(project['cache'])!r}),
+                     self_wheel=Path({str(self_wheel)!r}), force=True, dataset_id="alice/wheels", environ={{}}))
+except OfflinepackError as error:
+    print(error.message)
+    sys.exit(2)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "disk full" in done.stdout and "was left as it was" in done.stdout
+    assert {p.name: p.read_bytes() for p in project["out"].iterdir()} == before
+    assert leftovers(project["out"].parent) == []
+
+
+def test_dataset_metadata_defaults_and_validation() -> None:
+    meta = dataset_metadata(dataset_id=None, title=None, license=None, default_slug="My Wheels!",
+                            target_name="kaggle-gpu", environ={"KAGGLE_USERNAME": "bob"})
+    assert (meta.id, meta.title, meta.license, meta.placeholder) == ("bob/my-wheels", "offlinepack wheels for kaggle-gpu",
+                                                                    "CC0-1.0", False)
+    assert meta.to_dict()["licenses"] == [{"name": "CC0-1.0"}]
+    flagged = dataset_metadata(dataset_id=None, title="Vesuvius wheels", license="MIT", default_slug="wh",
+                               target_name="k", environ={})
+    assert flagged.placeholder and flagged.id == f"{PLACEHOLDER_OWNER}/wh-wheelhouse"
+    with pytest.raises(OfflinepackError) as caught:
+        dataset_metadata(dataset_id="alice/Bad_Slug-", title="x" * 51, license=" ", default_slug="w",
+                         target_name="k", environ={})
+    assert len(caught.value.problems) == 3
+    assert "51 characters" in caught.value.problems[0] and "Bad_Slug-" in caught.value.problems[1]
+    with pytest.raises(OfflinepackError, match="invalid dataset metadata") as caught:
+        dataset_metadata(dataset_id="no-slash", title="long enough", license="CC0-1.0", default_slug="w",
+                         target_name="k", environ={})
+    assert caught.value.problems == ("dataset id 'no-slash' must be owner/slug, e.g. alice/vesuvius-wheels",)
+
+
+def test_self_wheel_ships_bootstrap_and_is_cached_by_source(self_wheel: Path) -> None:
+    import zipfile
+
+    cache_root = self_wheel.parent.parent.parent
+    current = offlinepack_wheel(cache_root)  # rebuilt only if the sources changed since the session began
+    with zipfile.ZipFile(current.path) as archive:
+        names = archive.namelist()
+        assert archive.read("offlinepack/runtime/bootstrap.py") == find_bootstrap().read_bytes()
+    assert "offlinepack/wheelhouse/assemble.py" in names
+    stamp = current.path.stat().st_mtime_ns
+    again = offlinepack_wheel(cache_root)  # same sources: served from the cache, no build
+    assert again.path == current.path and again.path.stat().st_mtime_ns == stamp and again.sha256 == current.sha256
