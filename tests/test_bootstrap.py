@@ -1,0 +1,273 @@
+"""runtime/bootstrap.py for real: kernel-like venvs, a read-only /kaggle tree, no network (unshare -rn)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.pythons import find_python
+from tests.support.wheels import make_wheel
+from tests.test_bootstrap_kit import (
+    BOOTSTRAP, by_name, clone_kernel, make_base_kernel, make_read_only, make_writable, offline_prefix, report_of,
+    run_bootstrap, site_packages, venv_python, write_wheelhouse,
+)
+
+PREINSTALLED = (("alpha", "1.0"), ("kernelpkg", "2.0"))
+
+
+@pytest.fixture(scope="session")
+def base_kernel(tmp_path_factory) -> Path:
+    return make_base_kernel(tmp_path_factory.mktemp("base") / "kernel", "3.12", PREINSTALLED)
+
+
+@pytest.fixture
+def kernel(base_kernel, tmp_path) -> Path:
+    return clone_kernel(base_kernel, tmp_path / "kernel")
+
+
+@pytest.fixture
+def kaggle(tmp_path):
+    """A /kaggle tree: the wheelhouse under input/datasets/<owner>/<slug>/ and a plain wheel folder under input/<slug>/."""
+    root = tmp_path / "kaggle"
+    (root / "working").mkdir(parents=True)
+    yield root
+    make_writable(root / "input") if (root / "input").exists() else None
+
+
+def _wheels(tmp_path: Path) -> dict[str, Path]:
+    src = tmp_path / "src"
+    return {
+        "beta": make_wheel(src, "beta", "1.0", files={"beta-1.0.dist-info/entry_points.txt": "[console_scripts]\nbeta-cli = beta:main\n"}),
+        "gamma311": make_wheel(src, "gamma", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64"),
+        "gamma312": make_wheel(src, "gamma", "1.0", tag="cp312-cp312-manylinux_2_17_x86_64"),
+        "imagecodecs": make_wheel(src, "imagecodecs", "2025.8.2", tag="cp312-cp312-manylinux_2_28_x86_64"),
+        "alpha": make_wheel(src / "other", "alpha", "1.0"),
+    }
+
+
+def _standard_house(tmp_path: Path, kaggle: Path) -> Path:
+    w = _wheels(tmp_path)
+    house = write_wheelhouse(kaggle / "input" / "datasets" / "someone" / "vesuvius-wheels", [
+        {"wheel": w["beta"]},
+        {"wheel": w["gamma311"], "extra_files": [w["gamma312"]]},
+        {"wheel": w["imagecodecs"], "optional": True},
+        {"wheel": w["alpha"]},  # already in the kernel at the same version: satisfied, not reinstalled
+    ], provided=[{"name": "kernelpkg", "version": "2.0"}])
+    # a second, plain wheel folder also carrying beta (2.0): the manifest's file must win
+    make_wheel(kaggle / "input" / "old-wheels", "beta", "2.0")
+    make_read_only(kaggle / "input")
+    return house
+
+
+def test_installs_exactly_the_missing_offline_and_second_run_is_a_noop(kernel, kaggle, tmp_path):
+    offline = offline_prefix()
+    house = _standard_house(tmp_path, kaggle)
+    site = site_packages(kernel)
+    record_before = {name: (site / f"{name}-{v}.dist-info" / "RECORD").read_bytes() for name, v in PREINSTALLED}
+
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", prefix=offline)
+    report = report_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pk = by_name(report)
+    assert pk["beta"]["status"] == "installed" and pk["beta"]["version"] == "1.0"
+    assert pk["gamma"]["status"] == "installed" and pk["gamma"]["file"].endswith("cp312-cp312-manylinux_2_17_x86_64.whl")
+    assert pk["imagecodecs"]["status"] == "installed"
+    assert pk["alpha"]["status"] == "satisfied"
+    assert pk["kernelpkg"]["status"] == "provided"
+    assert report["install"]["installer"] == "uv" and report["install"]["kind"] == "site-packages"
+    assert sorted(report["install"]["files"]) == sorted(
+        ["beta-1.0-py3-none-any.whl", "gamma-1.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+         "imagecodecs-2025.8.2-cp312-cp312-manylinux_2_28_x86_64.whl"])
+    searched = [(p["origin"], p["path"], p["found"]) for p in report["searched"]]
+    assert ("bootstrap.py's folder", str(house), "offlinepack.json, 5 wheels") in searched
+    assert ("Kaggle inputs", str(house), f"same folder as {house}") in searched
+    assert ("Kaggle inputs", str(kaggle / "input" / "old-wheels"), "no manifest, 1 wheels") in searched
+
+    # nothing compiled to .pyc; RECORD points at the console script where it now lives
+    assert not list((site / "beta").rglob("*.pyc"))
+    assert (kernel / "bin" / "beta-cli").exists()
+    assert "../../../bin/beta-cli" in (site / "beta-1.0.dist-info" / "RECORD").read_text()
+    check = venv_python(kernel, "import beta, gamma, imagecodecs, alpha; print(beta.__version__, gamma.__version__)")
+    assert check.stdout.split() == ["1.0", "1.0"], check.stderr
+    assert {name: (site / f"{name}-{v}.dist-info" / "RECORD").read_bytes() for name, v in PREINSTALLED} == record_before
+    assert not list(site.glob(".offlinepack-*"))
+
+    started = time.perf_counter()
+    again = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", prefix=offline)
+    wall = time.perf_counter() - started
+    second = report_of(again)
+    assert again.returncode == 0
+    assert second["install"] is None
+    assert {p["status"] for p in second["packages"]} == {"satisfied", "provided"}
+    assert second["seconds"] < 0.5 and wall < 2.0  # wall includes interpreter start and unshare
+
+
+def test_text_report_says_where_it_looked(kernel, kaggle, tmp_path):
+    house = _standard_house(tmp_path, kaggle)
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--installer", "pip")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "looked for wheel datasets:" in out and str(house) in out and "old-wheels" in out
+    assert "✓ beta 1.0: installed now from beta-1.0-py3-none-any.whl" in out
+    assert "with pip" in out and "ready (exit 0)" in out
+    assert venv_python(kernel, "import gamma").returncode == 0
+
+
+def test_corrupt_and_wrong_python_wheels_are_refused_with_reasons(kernel, kaggle, tmp_path):
+    offline = offline_prefix()
+    src = tmp_path / "src"
+    good = make_wheel(src, "delta", "1.0")
+    house = write_wheelhouse(kaggle / "input" / "wheels", [
+        {"wheel": good},
+        {"wheel": make_wheel(src, "eps", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")},
+        {"wheel": make_wheel(src, "zeta", "1.0", tag="cp312-cp312-manylinux_2_99_x86_64")},
+        {"wheel": make_wheel(src, "ok-pkg", "1.0")},
+    ])
+    with open(house / good.name, "ab") as handle:  # corrupt after the manifest recorded its hash
+        handle.write(b"garbage")
+    make_read_only(kaggle / "input")
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", prefix=offline)
+    report = report_of(proc)
+    assert proc.returncode == 2
+    pk = by_name(report)
+    assert pk["delta"]["status"] == "hash-mismatch" and "the lock says" in pk["delta"]["detail"]
+    assert pk["eps"]["status"] == "incompatible" and "cp311 wheel, kernel is cp312" in pk["eps"]["detail"]
+    assert pk["zeta"]["status"] == "incompatible" and "needs glibc 2.99" in pk["zeta"]["detail"]
+    assert all(pk[n]["fix"] for n in ("delta", "eps", "zeta"))
+    assert pk["ok_pkg"]["status"] == "installed"
+    assert venv_python(kernel, "import delta").returncode != 0
+    assert venv_python(kernel, "import eps").returncode != 0
+
+
+def test_optional_imagecodecs_absent_is_a_degradation_not_a_failure(kernel, kaggle, tmp_path):
+    src = tmp_path / "src"
+    house = write_wheelhouse(kaggle / "input" / "wheels", [
+        {"wheel": make_wheel(src, "imagecodecs", "2025.8.2", tag="cp311-cp311-manylinux_2_28_x86_64"), "optional": True},
+        {"wheel": make_wheel(src, "alpha", "1.0")},
+    ])
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle))
+    assert proc.returncode == 1, proc.stdout
+    line = next(l for l in proc.stdout.splitlines() if l.strip().startswith("! imagecodecs"))
+    assert "cp311 wheel, kernel is cp312" in line
+    assert "Pillow" in line and "ready with degradations (exit 1)" in proc.stdout
+
+
+def test_no_dataset_lists_every_path_probed(kernel, tmp_path):
+    script = tmp_path / "lonely" / "bootstrap.py"
+    script.parent.mkdir()
+    script.write_bytes(BOOTSTRAP.read_bytes())
+    proc = run_bootstrap(kernel, script, "--kaggle-root", str(tmp_path / "kaggle"), "--wheels", str(tmp_path / "nope"),
+                         env={"OFFLINEPACK_WHEELS": str(tmp_path / "also-nope")})
+    assert proc.returncode == 2
+    for probed in ("nope: does not exist", "also-nope: does not exist", "lonely: no wheels", "kaggle/input: does not exist"):
+        assert probed in proc.stdout
+    assert "Add Input" in proc.stdout
+
+
+def test_unreadable_manifest_is_reported(kernel, tmp_path):
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / "offlinepack.json").write_text("{not json")
+    proc = run_bootstrap(kernel, BOOTSTRAP, "--wheels", str(folder), "--kaggle-root", str(tmp_path), "--json")
+    report = report_of(proc)
+    assert proc.returncode == 2
+    assert any("unreadable manifest" in p for p in report["problems"])
+
+
+def test_read_only_site_packages_goes_to_a_target_folder_on_pythonpath(kernel, kaggle, tmp_path):
+    offline = offline_prefix()
+    house = _standard_house(tmp_path, kaggle)
+    site = site_packages(kernel)
+    # a real read-only mount over site-packages (root ignores chmod), inside a private mount namespace
+    script = (f"mount --bind {site} {site} && mount -o remount,bind,ro {site} && "
+              f"{kernel}/bin/python {house}/bootstrap.py --kaggle-root {kaggle} --installer pip --json")
+    proc = subprocess.run(["unshare", "-rmn", "sh", "-c", script], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")})
+    if "mount" in proc.stderr and proc.returncode != 0 and not proc.stdout:
+        pytest.skip(f"cannot make a read-only bind mount here: {proc.stderr.strip()}")
+    report = report_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    target = kaggle / "working" / ".offlinepack-site"
+    assert report["install"]["kind"] == "target folder" and report["install"]["target"] == str(target)
+    assert report["install"]["pythonpath"] == str(target)
+    assert "read-only" in report["install"]["note"]
+    assert (target / "beta" / "__init__.py").exists() and not (site / "beta").exists()
+    assert venv_python(kernel, "import beta, gamma", env={"PYTHONPATH": str(target)}).returncode == 0
+    # the next run (no read-only mount needed now: pass the folder) sees them as satisfied
+    again = report_of(run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json",
+                                    "--target", str(target), prefix=offline))
+    assert again["install"]["files"] == [] and by_name(again)["beta"]["status"] == "satisfied"
+
+
+def test_a_kill_mid_install_is_rolled_back_and_repaired(kernel, kaggle, tmp_path):
+    offline = offline_prefix()
+    house = _standard_house(tmp_path, kaggle)
+    site = site_packages(kernel)
+    killed = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", prefix=offline,
+                           env={"OFFLINEPACK_FAULT_KILL_AFTER_MOVES": "2"})
+    assert killed.returncode == -9 or killed.returncode == 137
+    assert (site / ".offlinepack-journal.json").exists()
+    # nothing is registered half-way: no dist-info of the new packages exists yet (they are moved last)
+    assert not list(site.glob("beta-1.0.dist-info")) and not list(site.glob("gamma-1.0.dist-info"))
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", prefix=offline)
+    report = report_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["repaired"], "the interrupted install should have been rolled back"
+    assert not (site / ".offlinepack-journal.json").exists()
+    assert venv_python(kernel, "import importlib.metadata as m; print(m.version('beta'), m.version('gamma'))").stdout.split() == ["1.0", "1.0"]
+
+
+def test_run_hands_over_to_offlinepack_run_and_refuses_when_not_ready(kernel, kaggle, tmp_path):
+    offline = offline_prefix()
+    src = tmp_path / "src"
+    fake_cli = make_wheel(src, "offlinepack", "0.1.0", files={
+        "offlinepack/__main__.py": "import sys, json\nprint('HANDOVER ' + json.dumps(sys.argv[1:]))\n"})
+    house = write_wheelhouse(kaggle / "input" / "wheels", [{"wheel": fake_cli},
+                                                           {"wheel": make_wheel(src, "imagecodecs", "1.0")}])
+    make_read_only(kaggle / "input")
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "run", "-o", "x.zip",
+                         "--json-not-mine", prefix=offline)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'HANDOVER ["run", "-o", "x.zip", "--json-not-mine"]' in proc.stdout
+    broken = tmp_path / "broken"
+    write_wheelhouse(broken, [{"wheel": make_wheel(src, "needs-py311", "1.0", tag="cp311-cp311-linux_x86_64")}])
+    refused = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--wheels", str(broken),
+                            "run", prefix=offline)
+    assert refused.returncode == 2 and "HANDOVER" not in refused.stdout
+    assert "not starting `offlinepack run`" in refused.stderr
+
+
+@pytest.mark.parametrize("minor", ["3.8", "3.13"])
+def test_snapshot_matches_packaging_tags(minor, tmp_path):
+    python = find_python(minor)
+    if python is None:
+        pytest.skip(f"no Python {minor}")
+    out = tmp_path / "kernel.json"
+    proc = subprocess.run([str(python), str(BOOTSTRAP), "snapshot", "-o", str(out), "--name", "probe"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from offlinepack.target import load_target_file
+
+    target = load_target_file(out)  # the shared model validates every field
+    assert target.name == "probe" and target.python_minor == minor
+    assert target.markers["python_version"] == minor
+    # reference: packaging >= 26.3 where it runs (3.10+), else pip's vendored packaging (older: no cpXY-none-any,
+    # linux_* last) compared as a set
+    import packaging
+
+    pkg_dir = str(Path(packaging.__file__).parent.parent)
+    code = ("import sys, json\n"
+            "try:\n    from packaging import tags\nexcept Exception:\n    from pip._vendor.packaging import tags\n"
+            "print(json.dumps([str(t) for t in tags.sys_tags()]))")
+    env = {"PYTHONPATH": pkg_dir} if minor != "3.8" else {}
+    ref = json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, check=True).stdout)
+    if minor == "3.8":
+        assert set(ref) <= set(target.tags)
+        manylinux = [t for t in target.tags if "manylinux" in t]
+        assert manylinux == [t for t in ref if "manylinux" in t]
+    else:
+        assert list(target.tags) == ref
