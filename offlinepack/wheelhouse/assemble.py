@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,8 @@ from offlinepack.wheelhouse.download import FetchResult, ProgressCallback, Progr
 from offlinepack.wheelhouse.lockfile import LockFile, dumps_lock, read_lock, rewrite_lock
 from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, LOCK_NAME, MANIFEST_NAME, METADATA_NAME, SizeReport,
                                              WheelhouseFile, manifest, size_report)
-from offlinepack.wheelhouse.sdist import build_wheel_from_sdist
-from offlinepack.wheelhouse.select import Plan, plan_files
+from offlinepack.wheelhouse.sdist import BuiltWheel, build_wheel_from_sdist
+from offlinepack.wheelhouse.select import Plan, PlannedFile, plan_files
 from offlinepack.wheelhouse.selfwheel import SelfWheel, find_bootstrap, offlinepack_wheel, wheel_info
 
 
@@ -108,13 +109,28 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
     return lock, plan, meta
 
 
+def _build_one(item: PlannedFile, cached: Path, options: BuildOptions, cache_root: Path,
+               progress: ProgressCallback) -> BuiltWheel:
+    progress(Progress(stage="build", filename=item.filename, done=0, total=None))
+    try:
+        return build_wheel_from_sdist(cached, item.sha256, item.package, options.target, cache_root,
+                                      python=options.build_python)
+    finally:
+        progress(Progress(stage="build", filename=item.filename, done=1, total=1, finished=True))
+
+
 def _collect_files(plan: Plan, fetched: FetchResult, options: BuildOptions, cache_root: Path,
                    progress: ProgressCallback) -> tuple[list[tuple[WheelhouseFile, Path]], list[str], list[str]]:
-    """Every wheel to ship with its cached source path; sdists are built here (problems collected)."""
+    """Every wheel to ship with its cached source path; sdists are built here, in parallel (problems collected)."""
     problems: list[str] = []
     out: list[tuple[WheelhouseFile, Path]] = []
     built: list[str] = []
     downloaded = set(fetched.downloaded)
+    sdists = [item for item in plan.files if item.kind == "sdist"]
+    # builds mostly wait on the index (build backends) and subprocesses: threads overlap them
+    with ThreadPoolExecutor(max_workers=max(1, min(options.jobs, 4))) as pool:
+        builds = {item.sha256: pool.submit(_build_one, item, fetched.cached[item.sha256], options, cache_root,
+                                           progress) for item in sdists}
     for item in plan.files:
         cached = fetched.cached[item.sha256]
         if item.kind == "wheel":
@@ -123,15 +139,11 @@ def _collect_files(plan: Plan, fetched: FetchResult, options: BuildOptions, cach
                                        sha256=item.sha256, size=cached.stat().st_size, optional=item.optional,
                                        origin=origin), cached))
             continue
-        progress(Progress(stage="build", filename=item.filename, done=0, total=None))
         try:
-            wheel = build_wheel_from_sdist(cached, item.sha256, item.package, options.target, cache_root,
-                                           python=options.build_python)
+            wheel = builds[item.sha256].result()
         except OfflinepackError as error:
             problems.append(error.message)
             continue
-        finally:
-            progress(Progress(stage="build", filename=item.filename, done=1, total=1, finished=True))
         if not wheel.from_cache:
             built.append(item.package)
         out.append((WheelhouseFile(package=item.package, version=item.version, path=wheel.path.name,
@@ -175,7 +187,12 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
         cache_root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OfflinepackError(f"cannot create cache folder {cache_root}: {error.strerror}") from None
-    fetched = fetch_all(plan.files, Cache(cache_root), jobs=options.jobs, progress=progress)
+    needs_self = "offlinepack" not in {canonicalize_name(p.name) for p in lock.pylock.packages}
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # offlinepack's own wheel (a build on the first run) overlaps the downloads
+        own_future: Future[SelfWheel] | None = side.submit(_self_wheel, options, cache_root) if needs_self else None
+        fetched = fetch_all(plan.files, Cache(cache_root), jobs=options.jobs, progress=progress)
+        own = own_future.result() if own_future is not None else None
     if fetched.problems:
         unreachable = any("cannot download" in p for p in fetched.problems)
         raise OfflinepackError(
@@ -190,8 +207,7 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
     files = [f for f, _ in collected]
     sources = {f.path: src for f, src in collected}
     extra_lock_packages = []
-    if "offlinepack" not in {canonicalize_name(p.name) for p in lock.pylock.packages}:
-        own = _self_wheel(options, cache_root)
+    if own is not None:
         files.append(WheelhouseFile(package="offlinepack", version=own.version, path=own.path.name, sha256=own.sha256,
                                     size=own.size, optional=False, origin="self"))
         sources[own.path.name] = own.path
