@@ -94,7 +94,7 @@ def test_wheelhouse_manifest_found_under_either_kaggle_layout(tmp_path: Path) ->
     explicit = tmp_path / "mine"
     explicit.mkdir()
     (explicit / "offlinepack.json").write_text('{"format": "offlinepack-wheelhouse"}')
-    assert find_wheelhouse_manifest(kaggle_root=kaggle, environ={"OFFLINEPACK_WHEELHOUSE": str(explicit)}) == explicit / "offlinepack.json"
+    assert find_wheelhouse_manifest(kaggle_root=kaggle, environ={"OFFLINEPACK_WHEELS": str(explicit)}) == explicit / "offlinepack.json"
 
 
 def test_environment_fact_without_importing_torch() -> None:

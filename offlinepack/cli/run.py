@@ -1,14 +1,145 @@
-"""`offlinepack run` (placeholder until its issue lands: the owner replaces this module)."""
+"""`offlinepack run`: test volumes -> validated submission.zip, with a run ledger.
+
+Exit codes: 0 submission.zip written and valid; 1 some volumes failed (each named; the previous
+submission.zip is kept; masks already written stay in the work folder for a resumed run);
+2 could not start (not ready, no inputs, bad config, output not writable).
+"""
 
 from __future__ import annotations
 
-import typer
+import os
+from pathlib import Path
+from typing import Annotated, Optional
 
-from offlinepack.cli.output import reports_errors
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from offlinepack.cli.output import console, err_console, print_json, reports_errors
 from offlinepack.errors import OfflinepackError
 
 
+def _split(values: list[str] | None, kind: type) -> list | None:
+    """`--folds 0,1 --folds 2` -> [0, 1, 2]."""
+    if not values:
+        return None
+    out = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    out.append(kind(part.strip()))
+                except ValueError:
+                    raise OfflinepackError(f"{part!r} is not a valid {kind.__name__}") from None
+    return out
+
+
+def kaggle_root_from_env() -> Path:
+    return Path(os.environ.get("OFFLINEPACK_KAGGLE_ROOT") or "/kaggle")
+
+
+class _Renderer:
+    """A bar over volumes with ETA on a terminal; one line per volume in logs (Kaggle's are not terminals)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        if event.event == "ready":
+            err_console.print(f"inputs: {event.message}", markup=False)
+        elif event.event == "start":
+            if event.message:
+                err_console.print(event.message, markup=False)
+            if err_console.is_terminal:
+                self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
+                self.bar.start()
+                self.task = self.bar.add_task("volumes", total=event.total, completed=event.done)
+        elif event.event == "volume":
+            took = f" in {event.seconds:.1f} s" if event.seconds is not None else ""
+            why = f": {event.message}" if event.message else ""
+            line = f"[{event.done}/{event.total}] {event.id}: {event.status}{took}{why}"
+            if self.bar is not None:
+                self.bar.update(self.task, completed=event.done, description=f"volumes (last: {event.id})")
+                if event.status == "failed":
+                    self.bar.console.print(line, markup=False)
+            else:
+                err_console.print(line, markup=False)
+        elif event.event in ("zip", "done"):
+            self.stop()
+            if event.event == "zip":
+                err_console.print(f"zipping and validating -> {event.message}", markup=False)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
 @reports_errors
-def run() -> None:
-    """Not available yet."""
-    raise OfflinepackError("`offlinepack run` is not available in this build")
+def run(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="run.toml (keys: offlinepack.runner.config).", dir_okay=False)] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model path (repeat for an ensemble); 'demo' = bundled demo U-Net.")] = None,
+    weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Ensemble weights, one per model (comma-separated or repeated).")] = None,
+    folds: Annotated[Optional[list[str]], typer.Option("--folds", help="nnU-Net folds, e.g. 0,1,2.")] = None,
+    input_dir: Annotated[Optional[Path], typer.Option("--input", "-i", help="Competition folder (test_images/ + test.csv) or a folder of <id>.tif.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="submission.zip path [kernel: /kaggle/working/submission.zip; else ./submission.zip].")] = None,
+    ledger: Annotated[Optional[Path], typer.Option("--ledger", help="Also append the run record to this JSONL file.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Surface probability threshold [0.5].")] = None,
+    hysteresis_low: Annotated[Optional[float], typer.Option("--hysteresis-low", help="Hysteresis low threshold [off].")] = None,
+    min_component_voxels: Annotated[Optional[int], typer.Option("--min-component-voxels", help="Drop components under N voxels [1000].")] = None,
+    fill_holes: Annotated[Optional[str], typer.Option("--fill-holes", help="3d | 2d | none [3d].")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N [auto].")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="auto | fp16 | bf16 | fp32 [auto].")] = None,
+    step_size: Annotated[Optional[float], typer.Option("--step-size", help="Sliding-window step as a fraction of the patch [0.5].")] = None,
+    mirror_axes: Annotated[Optional[str], typer.Option("--mirror-axes", help="Test-time mirroring axes, e.g. 0,1,2, or 'none'.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Patches per forward pass [auto].")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute masks already in the work folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+) -> None:
+    """Predict every test volume, post-process, write and validate submission.zip, record the run.
+
+    With no --model and no --input outside a Kaggle kernel, runs the bundled demo model on a synthetic
+    sample volume. Exit codes: 0 ok, 1 some volumes failed (old submission.zip kept), 2 could not start.
+    """
+    from offlinepack.runner import RunConfig, apply_overrides, load_run_toml, run_pipeline
+
+    base = load_run_toml(config) if config else RunConfig()
+    post = {k: v for k, v in {"threshold": threshold, "hysteresis_low": hysteresis_low,
+                              "min_component_voxels": min_component_voxels, "fill_holes": fill_holes}.items() if v is not None}
+    inference = {k: v for k, v in {"device": device, "precision": precision, "step_size": step_size,
+                                   "batch_size": batch_size}.items() if v is not None}
+    if mirror_axes is not None:
+        inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else _split([mirror_axes], int)
+    merged = apply_overrides(
+        base, models=model, weights=_split(weights, float), folds=_split(folds, int), input=input_dir,
+        output=output, ledger=ledger, post=post or None, inference=inference or None,
+        overwrite=overwrite or None, force=force or None,
+    )
+    renderer = _Renderer(enabled=not as_json)
+    try:
+        report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle_root_from_env())
+    finally:
+        renderer.stop()
+    if as_json:
+        print_json(report.to_dict())
+        raise typer.Exit(report.exit_code)
+    for ident, why in report.failures:
+        err_console.print(f"error: volume {ident} failed: {why}", markup=False)
+    if report.zip is not None:
+        for warning in report.zip.report.warnings:
+            err_console.print(f"warning: {warning}", markup=False)
+        size = report.zip.size / 1e6
+        console.print(f"wrote {report.zip.path} ({report.zip.entries} volume(s), {size:.2f} MB, sha256 {report.zip.sha256})", markup=False)
+    else:
+        err_console.print(
+            f"error: {len(report.failures)} volume(s) failed; {report.output} was not written or replaced "
+            f"(masks done so far are kept in {report.work_dir}: rerun to resume)", markup=False)
+    if report.demo:
+        console.print("(demo: bundled synthetic-sheet model and sample volume; pass --model and --input for real data)", markup=False)
+    console.print(f"run {report.run_id} recorded in {', '.join(str(p) for p in report.ledgers)}", markup=False)
+    raise typer.Exit(report.exit_code)

@@ -1,17 +1,88 @@
-"""`offlinepack runs` (placeholder until its issue lands: the owner replaces this module)."""
+"""`offlinepack runs`: list the run ledger; `offlinepack runs note RUN --public-lb X`: attach a score.
+
+The ledger read is --ledger, else offlinepack-runs.jsonl in /kaggle/working (in a kernel) or the cwd.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated, Optional
 
-from offlinepack.cli.output import reports_errors
-from offlinepack.errors import OfflinepackError
+import typer
+from rich.table import Table
+
+from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack.cli.run import kaggle_root_from_env
 
 app = typer.Typer(help="List runs from the ledger and attach leaderboard scores.", invoke_without_command=True)
+
+LedgerOption = Annotated[Optional[Path], typer.Option("--ledger", help="Ledger file [offlinepack-runs.jsonl beside the default output].", dir_okay=False)]
+
+
+def default_ledger() -> Path:
+    from offlinepack.ledger import LEDGER_NAME
+    from offlinepack.runner import in_kernel
+
+    root = kaggle_root_from_env()
+    return (root / "working" if in_kernel(root) else Path.cwd()) / LEDGER_NAME
+
+
+def _short(value: object, width: int) -> str:
+    text = "" if value is None else str(value)
+    return text[:width]
 
 
 @app.callback()
 @reports_errors
-def runs() -> None:
-    """Not available yet."""
-    raise OfflinepackError("`offlinepack runs` is not available in this build")
+def runs(
+    ctx: typer.Context,
+    ledger: LedgerOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs (notes merged) as JSON.")] = False,
+) -> None:
+    """List runs: id, time, status, volumes, zip hash, leaderboard scores."""
+    ctx.obj = {"ledger": ledger}
+    if ctx.invoked_subcommand is not None:
+        return
+    from offlinepack.ledger import read_ledger
+
+    view = read_ledger(ledger or default_ledger())
+    if view.skipped_lines:
+        err_console.print(f"warning: {view.path}: skipped unreadable line(s) {', '.join(map(str, view.skipped_lines))}", markup=False)
+    if as_json:
+        print_json({"ledger": str(view.path), "runs": [run.to_dict() for run in view.runs]})
+        return
+    if not view.runs:
+        console.print(f"no runs recorded in {view.path}", markup=False)
+        return
+    table = Table(title=str(view.path), title_justify="left")
+    for column in ("run", "finished", "status", "volumes", "failed", "zip sha256", "MB", "public", "private", "note"):
+        table.add_column(column)
+    for run in view.runs:
+        record = run.record
+        submission = record.get("submission") or {}
+        texts = [n["text"] for n in run.notes if n.get("text")]
+        table.add_row(
+            run.run_id, _short(record.get("finished"), 19), str(record.get("status", "")),
+            str(len(record.get("volumes", []))), str(len(record.get("failures", []))),
+            _short(submission.get("sha256"), 12), f"{submission['size'] / 1e6:.2f}" if submission.get("size") else "",
+            _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 40),
+        )
+    console.print(table)
+
+
+@app.command("note")
+@reports_errors
+def note(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix of it).")],
+    public_lb: Annotated[Optional[float], typer.Option("--public-lb", help="Public leaderboard score.")] = None,
+    private_lb: Annotated[Optional[float], typer.Option("--private-lb", help="Private leaderboard score.")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="Free text.")] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Attach leaderboard scores and/or text to a run (appended as a note record)."""
+    from offlinepack.ledger import add_note
+
+    path = ledger or (ctx.obj or {}).get("ledger") or default_ledger()
+    record = add_note(path, run_id, public_lb=public_lb, private_lb=private_lb, text=text)
+    console.print(f"noted run {record['run_id']} in {path}", markup=False)

@@ -1,14 +1,55 @@
-"""`offlinepack validate` (placeholder until its issue lands: the owner replaces this module)."""
+"""`offlinepack validate ZIP`: check a submission the way the scorer reads it.
+
+Exit codes: 0 valid (warnings allowed), 1 invalid (one line per problem), 2 could not check
+(e.g. --input folder missing).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from offlinepack.cli.output import reports_errors
+from offlinepack import exit_codes
+from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack.cli.run import kaggle_root_from_env
 from offlinepack.errors import OfflinepackError
 
 
 @reports_errors
-def validate() -> None:
-    """Not available yet."""
-    raise OfflinepackError("`offlinepack validate` is not available in this build")
+def validate(
+    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="The submission.zip to check.")],
+    input_dir: Annotated[Optional[Path], typer.Option("--input", "-i", help="Competition folder (test_images/ + test.csv) or a folder of <id>.tif; default: searched under /kaggle/input.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Every test id exactly once as <id>.tif at the root, each a 3D uint8 {0,1} TIFF of the source shape
+    that Pillow reads page by page; no other entries. Exit 0 valid, 1 invalid."""
+    from offlinepack.submission import validate_submission
+    from offlinepack.volumes import find_inputs
+
+    expected = None
+    note = None
+    if input_dir is not None:
+        expected = find_inputs(input_dir, kaggle_root=kaggle_root_from_env())
+    else:
+        try:
+            expected = find_inputs(None, kaggle_root=kaggle_root_from_env())
+        except OfflinepackError:
+            note = "no competition inputs found (pass --input DIR): checked each entry alone, not ids or shapes"
+    report = validate_submission(zip_path, expected)
+    code = exit_codes.OK if report.valid else exit_codes.DEGRADED
+    if as_json:
+        print_json({**report.to_dict(), "note": note})
+        raise typer.Exit(code)
+    if note:
+        err_console.print(f"note: {note}", markup=False)
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    for problem in report.problems:
+        console.print(f"problem: {problem}", markup=False)
+    if report.valid:
+        console.print(f"valid: {zip_path} ({len(report.entries)} mask(s))", markup=False)
+    else:
+        console.print(f"invalid: {zip_path}: {len(report.problems)} problem(s)", markup=False)
+    raise typer.Exit(code)

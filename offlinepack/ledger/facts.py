@@ -68,11 +68,11 @@ def find_wheelhouse_manifest(
     environ: Mapping[str, str] = os.environ,
     max_depth: int = 6,
 ) -> Path | None:
-    """The wheelhouse's offlinepack.json: explicit dirs, then $OFFLINEPACK_WHEELHOUSE, then under
-    <kaggle_root>/input (both mount layouts). Only a file whose `format` is offlinepack-wheelhouse counts."""
+    """The wheelhouse's offlinepack.json, searched like bootstrap.py does: explicit dirs, then
+    $OFFLINEPACK_WHEELS (os.pathsep-separated), then under <kaggle_root>/input (both mount layouts,
+    6 levels deep). Only a file whose `format` is offlinepack-wheelhouse counts."""
     roots: list[Path] = [Path(d) for d in wheel_dirs]
-    if environ.get("OFFLINEPACK_WHEELHOUSE"):
-        roots.append(Path(environ["OFFLINEPACK_WHEELHOUSE"]))
+    roots += [Path(p) for p in environ.get("OFFLINEPACK_WHEELS", "").split(os.pathsep) if p]
     roots.append(Path(kaggle_root) / "input")
     for candidate in _manifest_candidates(roots, max_depth):
         try:

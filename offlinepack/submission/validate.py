@@ -59,6 +59,8 @@ class ValidationReport:
 def expected_shapes(expected: Any) -> tuple[dict[str, Shape | None], list[str]]:
     """id -> source shape from a mapping, or from an InputSet (shapes read from TIFF headers)."""
     problems: list[str] = []
+    if expected is None:
+        return {}, problems
     if isinstance(expected, Mapping):
         return {str(k): tuple(int(s) for s in v) for k, v in expected.items()}, problems
     shapes: dict[str, Shape | None] = {}
@@ -76,10 +78,12 @@ def expected_shapes(expected: Any) -> tuple[dict[str, Shape | None], list[str]]:
 
 def validate_submission(zip_path: Path, expected: Any) -> ValidationReport:
     """Every expected id exactly once at the zip's root as `<id>.tif`, each a 3D uint8 {0,1} TIFF of the
-    source shape that Pillow reads page by page; no other entries. `expected`: id -> shape, or an InputSet."""
+    source shape that Pillow reads page by page; no other entries. `expected`: id -> shape, or an InputSet;
+    None checks each entry alone (ids and shapes unchecked)."""
     zip_path = Path(zip_path)
     shapes, problems = expected_shapes(expected)
-    warnings: list[str] = []
+    check_ids = expected is not None
+    warnings: list[str] = [] if check_ids else ["no source volumes given: ids and shapes were not checked"]
     entries: list[EntryCheck] = []
     try:
         archive = zipfile.ZipFile(zip_path)
@@ -109,13 +113,13 @@ def validate_submission(zip_path: Path, expected: Any) -> ValidationReport:
                 continue
             ident = path.stem
             seen[ident] += 1
-            if ident not in shapes:
+            if check_ids and ident not in shapes:
                 problems.append(f"{name}: unexpected id {ident!r} (not among the {len(shapes)} test volume(s))")
                 continue
             if name in checked:
                 continue
             checked.add(name)
-            entry, entry_problems, entry_warnings = _check_entry(archive, name, ident, shapes[ident])
+            entry, entry_problems, entry_warnings = _check_entry(archive, name, ident, shapes.get(ident))
             entries.append(entry)
             problems.extend(entry_problems)
             warnings.extend(entry_warnings)

@@ -1,0 +1,216 @@
+"""What one `offlinepack run` does: run.toml, overridden by command-line flags.
+
+run.toml (every key optional; relative paths are relative to the run.toml's folder):
+
+    models = ["/kaggle/input/my-model/nnUNetTrainer__nnUNetResEncUNetLPlans__3d_fullres"]
+                                    # model paths: nnU-Net trained-model folder, TorchScript file with
+                                    # JSON sidecar, built-in U-Net checkpoint; "demo" = the bundled one
+    weights = [1.0]                 # ensemble weight per model (default: equal)
+    folds = [0, 1, 2, 3, 4]         # nnU-Net folds to use (default: all found)
+    input = "/kaggle/input/competitions/vesuvius-challenge-surface-detection"
+                                    # competition folder (test_images/ + test.csv) or a folder of <id>.tif;
+                                    # default: searched under /kaggle/input (both layouts)
+    output = "submission.zip"       # default: /kaggle/working/submission.zip in a kernel, ./submission.zip elsewhere
+    ledger = "runs.jsonl"           # an extra ledger file (always also beside the output)
+    overwrite = false               # recompute masks already in the work folder
+    force = false                   # run even when the readiness check fails
+    workers = 2                     # threads for post-processing + mask writing (overlap with inference)
+    prefetch = 1                    # volumes read ahead of inference
+
+    [post]                          # offlinepack.post.PostConfig
+    threshold = 0.5                 # surface probability threshold (winners used 0.2-0.4 on real data)
+    hysteresis_low = 0.3            # optional: hysteresis thresholding down to this value (unset: off)
+    min_component_voxels = 1000     # 26-connected components smaller than this are dropped (0: off)
+    fill_holes = "3d"               # "3d" | "2d" (per Z slice) | "none"
+    components_backend = "auto"     # "auto" | "cc3d" | "scipy"
+
+    [inference]                     # offlinepack.inference.InferenceSettings
+    step_size = 0.5                 # sliding-window step as a fraction of the patch
+    mirror_axes = [0, 1, 2]         # test-time mirroring axes ([] = off; the demo defaults to off)
+    batch_size = 4                  # default: automatic from free memory
+    precision = "auto"              # "auto" | "fp16" | "bf16" | "fp32"
+    device = "auto"                 # "auto" | "cpu" | "cuda" | "cuda:N"
+    compile = false                 # torch.compile the network
+
+A key not listed here is an error naming it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from offlinepack.errors import OfflinepackError
+from offlinepack.post import PostConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEMO_MODEL = "demo"
+INFERENCE_KEYS: dict[str, tuple[type, ...]] = {
+    "step_size": (float, int),
+    "mirror_axes": (list, tuple),
+    "batch_size": (int,),
+    "precision": (str,),
+    "device": (str,),
+    "compile": (bool,),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A fully merged run configuration (paths already absolute or None)."""
+
+    models: tuple[str, ...] = ()
+    weights: tuple[float, ...] | None = None
+    folds: tuple[int, ...] | None = None
+    input: Path | None = None
+    output: Path | None = None
+    ledger: Path | None = None
+    overwrite: bool = False
+    force: bool = False
+    workers: int = 2
+    prefetch: int = 1
+    post: PostConfig = field(default_factory=PostConfig)
+    inference: dict[str, Any] = field(default_factory=dict)  # only keys explicitly set
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, PostConfig):
+                value = value.to_dict()
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+_TOP_TYPES: dict[str, tuple[type, ...]] = {
+    "models": (list, str),
+    "weights": (list,),
+    "folds": (list,),
+    "input": (str,),
+    "output": (str,),
+    "ledger": (str,),
+    "overwrite": (bool,),
+    "force": (bool,),
+    "workers": (int,),
+    "prefetch": (int,),
+    "post": (dict,),
+    "inference": (dict,),
+}
+
+
+def _path(value: str | Path | None, base: Path) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _model(value: str, base: Path) -> str:
+    return value if value == DEMO_MODEL else str(_path(value, base))
+
+
+def check_inference(data: dict[str, Any], where: str = "inference") -> dict[str, Any]:
+    problems = []
+    for key, value in data.items():
+        if key not in INFERENCE_KEYS:
+            problems.append(f"unknown key in [{where}]: {key} (known: {', '.join(INFERENCE_KEYS)})")
+        elif isinstance(value, bool) and bool not in INFERENCE_KEYS[key]:
+            problems.append(f"{where}.{key}: expected {INFERENCE_KEYS[key][0].__name__}, got {value!r}")
+        elif not isinstance(value, INFERENCE_KEYS[key]):
+            problems.append(f"{where}.{key}: expected {INFERENCE_KEYS[key][0].__name__}, got {value!r}")
+    if problems:
+        raise OfflinepackError("invalid inference settings", problems=problems)
+    out = dict(data)
+    if "mirror_axes" in out:
+        out["mirror_axes"] = tuple(int(a) for a in out["mirror_axes"])
+    if "step_size" in out:
+        out["step_size"] = float(out["step_size"])
+    return out
+
+
+def load_run_toml(path: Path) -> RunConfig:
+    """Parse run.toml into a RunConfig; every unknown key or wrong type is reported at once."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OfflinepackError(f"run config {path} does not exist", hint="pass --config with an existing run.toml") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise OfflinepackError(f"cannot read run config {path}: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise OfflinepackError(f"{path}: not valid TOML ({error})") from error
+    problems = []
+    for key, value in data.items():
+        if key not in _TOP_TYPES:
+            problems.append(f"unknown key {key!r} (known: {', '.join(_TOP_TYPES)})")
+        elif not isinstance(value, _TOP_TYPES[key]) or (isinstance(value, bool) and bool not in _TOP_TYPES[key]):
+            problems.append(f"{key}: expected {_TOP_TYPES[key][0].__name__}, got {value!r}")
+    if problems:
+        raise OfflinepackError(f"{path}: invalid run config", problems=problems, hint="see `offlinepack run --help` for the keys")
+    base = path.resolve().parent
+    try:
+        models = data.get("models", [])
+        post = PostConfig.from_mapping(data.get("post", {}))
+        inference = check_inference(data.get("inference", {}))
+        return RunConfig(
+            models=tuple(_model(str(m), base) for m in ([models] if isinstance(models, str) else models)),
+            weights=tuple(float(w) for w in data["weights"]) if "weights" in data else None,
+            folds=tuple(int(f) for f in data["folds"]) if "folds" in data else None,
+            input=_path(data.get("input"), base),
+            output=_path(data.get("output"), base),
+            ledger=_path(data.get("ledger"), base),
+            overwrite=data.get("overwrite", False),
+            force=data.get("force", False),
+            workers=data.get("workers", 2),
+            prefetch=data.get("prefetch", 1),
+            post=post,
+            inference=inference,
+        )
+    except OfflinepackError as error:
+        raise OfflinepackError(f"{path}: {error.message}", hint=error.hint, problems=error.problems) from None
+    except (TypeError, ValueError) as error:
+        raise OfflinepackError(f"{path}: invalid value ({error})") from error
+
+
+def apply_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
+    """Command-line values win over run.toml; None (flag not given) keeps the file's value.
+
+    `post` and `inference` take dicts merged key by key; paths are taken relative to the cwd.
+    """
+    changes: dict[str, Any] = {}
+    cwd = Path.cwd()
+    for key, value in overrides.items():
+        if value is None or value == () or value == []:
+            continue
+        if key == "post":
+            changes["post"] = PostConfig.from_mapping({**config.post.to_dict(), **value})
+        elif key == "inference":
+            changes["inference"] = {**config.inference, **check_inference(value)}
+        elif key == "models":
+            changes["models"] = tuple(_model(str(m), cwd) for m in value)
+        elif key in ("input", "output", "ledger"):
+            changes[key] = _path(value, cwd)
+        elif key in ("weights", "folds"):
+            changes[key] = tuple(value)
+        elif key in {f.name for f in fields(RunConfig)}:
+            changes[key] = value
+        else:
+            raise OfflinepackError(f"unknown run setting {key!r}")
+    result = replace(config, **changes)
+    if result.workers < 1 or result.prefetch < 0:
+        raise OfflinepackError(f"workers must be >= 1 and prefetch >= 0, got {result.workers} and {result.prefetch}")
+    if result.weights is not None and result.models and len(result.weights) != len(result.models):
+        raise OfflinepackError(
+            f"{len(result.weights)} weight(s) for {len(result.models)} model(s)", hint="give one weight per model"
+        )
+    return result

@@ -1,0 +1,338 @@
+"""`run_pipeline`: readiness -> inputs -> inference -> post-processing -> masks -> validated zip -> ledger.
+
+Reading the next volume and post-processing/writing the previous one overlap with inference (a reader
+thread prefetching `prefetch` volumes, `workers` post threads, at most `workers` probability maps
+waiting), so the accelerator is kept busy and host memory stays flat. A volume that fails (unreadable,
+2D/4D, NaN output) is recorded with its id and the others go on; then no zip is written (the old
+submission.zip stays) and the report's exit code is 1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offlinepack import exit_codes
+from offlinepack.errors import OfflinepackError
+from offlinepack.ledger import LEDGER_NAME, append_record, environment_fact, model_files, new_run_id, utc_now
+from offlinepack.ledger.facts import find_wheelhouse_manifest, wheelhouse_fact
+from offlinepack.post import postprocess
+from offlinepack.runner.config import RunConfig
+from offlinepack.runner.masks import VolumeResult, mask_path, reusable, run_key, save_sidecar, volume_result
+from offlinepack.runner.plan import RunPlan, check_writable, plan_run
+from offlinepack.submission import ZipResult, write_mask_tiff, write_submission_zip
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What the library reports while running; the CLI renders it (a bar over volumes with ETA)."""
+
+    event: str  # "ready" | "start" | "volume" | "zip" | "done"
+    total: int = 0
+    done: int = 0
+    id: str | None = None
+    status: str | None = None  # for "volume": "ok" | "reused" | "failed"
+    seconds: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    output: Path
+    work_dir: Path
+    volumes: tuple[VolumeResult, ...]
+    failures: tuple[tuple[str, str], ...]  # (id, why)
+    zip: ZipResult | None
+    ledgers: tuple[Path, ...]
+    demo: bool
+    doctor: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_codes.OK if not self.failures and self.zip is not None else exit_codes.DEGRADED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "exit_code": self.exit_code,
+            "output": str(self.output),
+            "work_dir": str(self.work_dir),
+            "demo": self.demo,
+            "volumes": [v.to_dict() for v in self.volumes],
+            "failures": [{"id": i, "error": e} for i, e in self.failures],
+            "submission": _zip_dict(self.zip),
+            "ledgers": [str(p) for p in self.ledgers],
+            "doctor": self.doctor,
+            "seconds": self.seconds,
+        }
+
+
+def _zip_dict(result: ZipResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"path": str(result.path), "sha256": result.sha256, "size": result.size, "entries": result.entries,
+            "warnings": list(result.report.warnings)}
+
+
+Progress = Callable[[RunProgress], None]
+
+
+def readiness(plan: RunPlan, kaggle_root: Path, force: bool) -> dict[str, Any]:
+    """The doctor's checks (contract 5); refuse to start on exit code 2 unless forced."""
+    from offlinepack.doctor import DoctorOptions, run_checks
+
+    device = str(plan.config.inference.get("device", "auto"))
+    report = run_checks(
+        DoctorOptions(
+            output_dir=plan.output.parent,
+            input_dir=plan.config.input,
+            kaggle_root=kaggle_root,
+            require_gpu=device.startswith("cuda"),
+        )
+    )
+    failed = [c for c in report.checks if c.status == "fail"]
+    summary = {"exit_code": report.exit_code, "failed": [c.name for c in failed],
+               "warned": [c.name for c in report.checks if c.status == "warn"], "forced": False}
+    if report.exit_code == exit_codes.FAILED:
+        if not force:
+            raise OfflinepackError(
+                f"not ready to run: {len(failed)} readiness check(s) failed",
+                problems=[f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in failed],
+                hint="fix the above (details: `offlinepack doctor`), or pass --force to run anyway",
+            )
+        summary["forced"] = True
+    return summary
+
+
+def _default_engine(models: Sequence[Path], config: RunConfig) -> Any:
+    from offlinepack.inference import InferenceSettings, build_engine
+
+    return build_engine(list(models), weights=config.weights, folds=config.folds,
+                        settings=InferenceSettings(**config.inference))
+
+
+class _Run:
+    """State of one run's volume loop (kept off the public API)."""
+
+    def __init__(self, plan: RunPlan, key: str, progress: Progress, total: int) -> None:
+        self.plan, self.key, self.progress, self.total = plan, key, progress, total
+        self.results: dict[str, VolumeResult] = {}
+        self.failures: dict[str, str] = {}
+        self.readers: set[str] = set()
+        self.fed: list[str] = []
+        self.info: dict[str, dict[str, Any]] = {}
+
+    def report(self, ident: str, status: str, seconds: float | None, message: str | None = None) -> None:
+        done = len(self.results) + len(self.failures)
+        self.progress(RunProgress("volume", self.total, done, ident, status, seconds, message))
+
+    def fail(self, ident: str, why: str) -> None:
+        self.failures[ident] = why
+        self.report(ident, "failed", None, why)
+
+    @staticmethod
+    def _read(ref: Any) -> tuple[Any, dict[str, Any]]:
+        """Read one volume and take its stats here, on the reader thread, off the engine's path."""
+        from offlinepack.volumes import read_volume
+
+        start = time.perf_counter()
+        data = read_volume(Path(ref.path))
+        array = data.array
+        stats = {
+            "read": time.perf_counter() - start, "reader": data.reader, "shape": tuple(int(s) for s in array.shape),
+            "dtype": str(array.dtype), "min": int(array.min()) if array.size else 0,
+            "max": int(array.max()) if array.size else 0,
+        }
+        return data, stats
+
+    def feed(self, refs: Sequence[Any], pool: ThreadPoolExecutor) -> Iterator[tuple[str, Any]]:
+        """(id, array) for the engine, reading `prefetch` volumes ahead; read failures recorded, skipped."""
+        queue: deque[tuple[Any, Future]] = deque()
+        upcoming = iter(refs)
+        ahead = max(self.plan.config.prefetch, 0) + 1
+
+        def top_up() -> None:
+            while len(queue) < ahead:
+                ref = next(upcoming, None)
+                if ref is None:
+                    return
+                queue.append((ref, pool.submit(self._read, ref)))
+
+        top_up()
+        while queue:
+            ref, future = queue.popleft()
+            top_up()
+            try:
+                data, stats = future.result()
+            except OfflinepackError as error:
+                self.fail(ref.id, error.message)
+                continue
+            array = data.array
+            self.readers.add(data.reader)
+            self.info[ref.id] = {**stats, "fed": time.perf_counter()}
+            self.fed.append(ref.id)
+            yield ref.id, array
+            del array, data  # the engine holds its own reference while it needs one
+
+    def finish(self, ident: str, stats: dict[str, Any], probability: Any) -> VolumeResult:
+        """Post-process and write one mask (runs on a worker thread)."""
+        if tuple(probability.shape) != stats["shape"]:
+            raise OfflinepackError(f"model output shape {tuple(probability.shape)} differs from the volume's {stats['shape']}")
+        start = time.perf_counter()
+        mask = postprocess(probability, self.plan.config.post)
+        post_s = time.perf_counter() - start
+        start = time.perf_counter()
+        write_mask_tiff(mask, mask_path(self.plan.work_dir, ident))
+        write_s = time.perf_counter() - start
+        seconds = {"read": stats["read"], "inference": stats["inference"], "post": post_s, "write": write_s}
+        result = volume_result(ident, stats, mask, seconds)
+        save_sidecar(self.plan.work_dir, result, self.key)
+        return result
+
+
+def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
+    workers = run.plan.config.workers
+    with ThreadPoolExecutor(1, thread_name_prefix="offlinepack-read") as read_pool, ThreadPoolExecutor(
+        workers, thread_name_prefix="offlinepack-post"
+    ) as post_pool:
+        pending: deque[tuple[str, Future]] = deque()
+
+        def settle(limit: int) -> None:
+            while pending and (len(pending) > limit or pending[0][1].done()):
+                ident, future = pending.popleft()
+                try:
+                    result = future.result()
+                except OfflinepackError as error:
+                    run.fail(ident, error.message)
+                    continue
+                run.results[ident] = result
+                run.report(ident, "ok", sum(result.seconds.values()))
+
+        remaining = list(refs)
+        while remaining:
+            run.fed.clear()
+            yielded: list[str] = []
+            last = time.perf_counter()
+            try:
+                for ident, probability in engine.predict_many(run.feed(remaining, read_pool)):
+                    now = time.perf_counter()
+                    info = run.info.pop(ident)
+                    info["inference"] = now - max(info["fed"], last)
+                    last = now
+                    yielded.append(ident)
+                    pending.append((ident, post_pool.submit(run.finish, ident, info, probability)))
+                    del probability
+                    settle(workers)
+                remaining = []
+            except Exception as error:  # the engine failed on one volume: record it, go on with the rest
+                in_flight = [i for i in run.fed if i not in yielded]
+                if not in_flight:
+                    raise
+                bad = in_flight[0]
+                run.info.pop(bad, None)
+                run.fail(bad, error.message if isinstance(error, OfflinepackError) else f"{type(error).__name__}: {error}")
+                position = next(k for k, ref in enumerate(remaining) if ref.id == bad)
+                remaining = remaining[position + 1 :]
+        settle(0)
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    progress: Progress | None = None,
+    kaggle_root: Path = Path("/kaggle"),
+    cwd: Path | None = None,
+    temp_root: Path | None = None,
+    engine_factory: Callable[[Sequence[Path], RunConfig], Any] = _default_engine,
+    check_ready: bool = True,
+) -> RunReport:
+    """Run everything and return what happened; raises OfflinepackError before any volume when it cannot start."""
+    from offlinepack.volumes import find_inputs
+
+    report_progress = progress or (lambda event: None)
+    started, run_id, clock = utc_now(), new_run_id(), time.perf_counter()
+    plan = plan_run(config, kaggle_root=kaggle_root, cwd=cwd, temp_root=temp_root)
+    config = plan.config
+    check_writable(plan)
+    doctor = readiness(plan, kaggle_root, config.force) if check_ready else None
+    inputs = find_inputs(config.input, kaggle_root=kaggle_root)
+    report_progress(RunProgress("ready", message=f"{len(inputs.volumes)} volume(s) from {inputs.root} ({inputs.source})"))
+    models = model_files(plan.models)
+    key = run_key([m["sha256"] for m in models], {"weights": config.weights, "folds": config.folds,
+                                                  "post": config.post.to_dict(), "inference": config.inference})
+    run = _Run(plan, key, report_progress, len(inputs.volumes) + len(inputs.missing_ids))
+    for ident in inputs.missing_ids:
+        run.fail(ident, "listed in test.csv but no volume file exists in test_images/")
+    todo = []
+    for ref in inputs.volumes:
+        earlier = None if config.overwrite else reusable(plan.work_dir, ref.id, Path(ref.path), key)
+        if earlier is None:
+            todo.append(ref)
+        else:
+            run.results[ref.id] = earlier
+            if earlier.reader:
+                run.readers.add(earlier.reader)
+    report_progress(RunProgress("start", run.total, len(run.results) + len(run.failures),
+                                message=f"{len(run.results)} mask(s) reused from {plan.work_dir}" if run.results else None))
+    for ident in list(run.results):
+        run.report(ident, "reused", None)
+    engine_info: dict[str, Any] | None = None
+    zip_result: ZipResult | None = None
+    seconds: dict[str, float] = {}
+    stopped: str | None = None
+    try:
+        if todo:
+            start = time.perf_counter()
+            engine = engine_factory(plan.models, config)
+            engine_info = engine.describe()
+            seconds["engine_setup"] = round(time.perf_counter() - start, 3)
+            _process(run, todo, engine)
+        if not run.failures:
+            report_progress(RunProgress("zip", run.total, run.total, message=str(plan.output)))
+            start = time.perf_counter()
+            order = [ref.id for ref in inputs.volumes]
+            zip_result = write_submission_zip({i: mask_path(plan.work_dir, i) for i in order}, plan.output,
+                                              {i: run.results[i].shape for i in order})
+            seconds["zip"] = round(time.perf_counter() - start, 3)
+    except BaseException as error:  # recorded in the ledger below, then passed on to the caller
+        stopped = f"{type(error).__name__}: {getattr(error, 'message', error)}"
+        raise
+    finally:
+        seconds["total"] = round(time.perf_counter() - clock, 3)
+        volumes = tuple(run.results[ref.id] for ref in inputs.volumes if ref.id in run.results)
+        report = RunReport(run_id, plan.output, plan.work_dir, volumes, tuple(sorted(run.failures.items())),
+                           zip_result, _ledger_paths(plan), plan.demo, doctor, seconds)
+        record = {
+            "type": "run", "run_id": run_id, "started": started, "finished": utc_now(),
+            "exit_code": 2 if stopped else report.exit_code,
+            "status": "error" if stopped else ("ok" if report.exit_code == 0 else "failed"), "error": stopped,
+            "output": str(plan.output), "work_dir": str(plan.work_dir), "demo": plan.demo,
+            "input": {"root": str(inputs.root), "source": inputs.source, "volumes": len(inputs.volumes),
+                      "missing_ids": list(inputs.missing_ids)},
+            "config": config.to_dict(), "models": models,
+            "wheelhouse": wheelhouse_fact(find_wheelhouse_manifest(kaggle_root=kaggle_root)),
+            "environment": environment_fact(engine_info, ",".join(sorted(run.readers)) or None),
+            "engine": engine_info, "doctor": doctor,
+            "volumes": [v.to_dict() for v in volumes],
+            "failures": [{"id": i, "error": e} for i, e in report.failures],
+            "submission": _zip_dict(zip_result), "seconds": seconds,
+        }
+        for path in report.ledgers:
+            append_record(path, record)
+    report_progress(RunProgress("done", run.total, run.total, message=str(plan.output)))
+    return report
+
+
+def _ledger_paths(plan: RunPlan) -> tuple[Path, ...]:
+    beside = plan.output.parent / LEDGER_NAME
+    extra = plan.config.ledger
+    if extra is None or extra.resolve() == beside.resolve():
+        return (beside,)
+    return (beside, extra)

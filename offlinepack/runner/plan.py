@@ -1,0 +1,91 @@
+"""Decide where a run reads and writes: kernel or not, demo defaults, output and work folder.
+
+Host facts (the Kaggle root, the cwd, the temp folder) are parameters so tests can be any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from offlinepack import __version__
+from offlinepack.errors import OfflinepackError
+from offlinepack.runner.config import DEMO_MODEL, RunConfig
+
+MASKS_SUFFIX = "-masks"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: RunConfig  # with demo defaults filled in
+    output: Path
+    work_dir: Path  # masks (<id>.tif + <id>.json) kept here between runs
+    in_kernel: bool
+    demo: bool  # the bundled model and/or the synthetic sample are used
+    models: tuple[Path, ...]
+
+
+def in_kernel(kaggle_root: Path = Path("/kaggle")) -> bool:
+    return (Path(kaggle_root) / "working").is_dir()
+
+
+def demo_input_dir(temp_root: Path | None = None) -> Path:
+    return Path(temp_root or tempfile.gettempdir()) / f"offlinepack-demo-{__version__}"
+
+
+def plan_run(
+    config: RunConfig,
+    *,
+    kaggle_root: Path = Path("/kaggle"),
+    cwd: Path | None = None,
+    temp_root: Path | None = None,
+) -> RunPlan:
+    """Fill in defaults: output path, demo model/input when neither model nor input was given outside a kernel."""
+    from offlinepack.demo import DEMO_CHECKPOINT, write_demo_input
+
+    kernel = in_kernel(kaggle_root)
+    cwd = Path(cwd or Path.cwd())
+    output = config.output or ((Path(kaggle_root) / "working" if kernel else cwd) / "submission.zip")
+    demo = False
+    if not config.models:
+        if kernel or config.input is not None:
+            raise OfflinepackError(
+                "no model given",
+                hint=f"pass --model PATH (nnU-Net folder, TorchScript file, built-in checkpoint), or --model {DEMO_MODEL} for the bundled demo",
+            )
+        # the embedded default: bundled checkpoint on a synthetic competition-like sample
+        demo = True
+        sample = write_demo_input(demo_input_dir(temp_root))
+        inference = {"mirror_axes": (), **config.inference}  # mirroring buys nothing on the demo and costs 8x
+        config = replace(config, models=(DEMO_MODEL,), input=sample, inference=inference)
+    models = tuple(DEMO_CHECKPOINT if m == DEMO_MODEL else Path(m) for m in config.models)
+    if any(m == DEMO_MODEL for m in config.models):
+        demo = True
+    missing = [str(m) for m in models if not m.exists()]
+    if missing:
+        raise OfflinepackError(
+            "model path(s) do not exist",
+            problems=missing,
+            hint="check the paths; in a kernel, attached models are under /kaggle/input/",
+        )
+    output = Path(output)
+    return RunPlan(config, output, output.parent / f"{output.stem}{MASKS_SUFFIX}", kernel, demo, models)
+
+
+def check_writable(plan: RunPlan) -> None:
+    """Fail before any work when the output or the work folder cannot be written."""
+    if plan.output.is_dir():
+        raise OfflinepackError(f"output {plan.output} is a folder", hint="pass -o FILE.zip")
+    try:
+        plan.work_dir.mkdir(parents=True, exist_ok=True)
+        for folder in {plan.output.parent, plan.work_dir}:
+            handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
+            os.close(handle)
+            os.unlink(name)
+    except OSError as error:
+        raise OfflinepackError(
+            f"output folder {plan.output.parent} is not writable: {error.strerror or error}",
+            hint="pass -o with a path in a writable folder (in a kernel: /kaggle/working)",
+        ) from error
