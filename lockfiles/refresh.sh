@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Re-lock the reference requirements for the built-in kaggle-gpu target against the public index.
+# Only index pages and metadata are fetched (the kernel's torch/CUDA stack is held, never downloaded).
+#   bash lockfiles/refresh.sh                   # kaggle-gpu
+#   TARGET=kaggle.json bash lockfiles/refresh.sh  # a snapshot taken in the kernel
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$here")"
+python="${PYTHON:-$repo/.venv/bin/python}"
+[ -x "$python" ] || python=python3
+target="${TARGET:-kaggle-gpu}"
+"$python" -m offlinepack lock "$here/vesuvius/requirements.in" --target "$target" -o "$here/vesuvius/pylock.toml" "$@"

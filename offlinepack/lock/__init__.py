@@ -1,0 +1,9 @@
+"""Lock requirements for a target: uv resolves, the target's installed versions are held."""
+
+from offlinepack.lock.explain import Conflict
+from offlinepack.lock.inputs import InputRequirement, read_requirements
+from offlinepack.lock.lock import DEFAULT_OPTIONAL, HeldBack, LockOptions, LockResult, lock_requirements
+from offlinepack.lock.writer import LockedFile, LockedPackage
+
+__all__ = ["DEFAULT_OPTIONAL", "Conflict", "HeldBack", "InputRequirement", "LockOptions", "LockResult",
+           "LockedFile", "LockedPackage", "lock_requirements", "read_requirements"]

@@ -1,0 +1,281 @@
+"""`offlinepack lock`: requirements + target → pylock.toml, holding the target's installed versions.
+
+One uv resolution does the work (see engine.py for how the target is held). The extra runs happen
+only to explain: a failed resolution (which requirement breaks which of the target's versions), or
+a direct requirement that did not get its newest version (why it was held back).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from offlinepack.errors import OfflinepackError
+from offlinepack.lock import engine
+from offlinepack.lock.explain import Conflict, find_conflicts
+from offlinepack.lock.inputs import InputRequirement, read_requirements
+from offlinepack.lock.metadata import requires_of
+from offlinepack.lock.writer import (LockedPackage, best_tags, render_pylock, select_files,
+                                     target_environment_marker, validate_pylock, write_atomically)
+from offlinepack.target import InstalledDistribution, Target
+
+DEFAULT_OPTIONAL = ("imagecodecs",)  # the kernel can read LZW TIFFs with Pillow when it is missing
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockOptions:
+    requirements: tuple[Path, ...]
+    target: Target
+    output: Path
+    index_url: str | None = None
+    find_links: tuple[Path, ...] = ()
+    allow_replace: tuple[str, ...] = ()
+    optional: tuple[str, ...] = DEFAULT_OPTIONAL
+    uv: str | None = None
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HeldBack:
+    name: str
+    version: str
+    newest: str
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        because = "; ".join(self.reasons) if self.reasons else "the other requirements do not allow it"
+        return f"{self.name} {self.version} locked, not the newest {self.newest}, to keep the target's versions: {because}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockResult:
+    output: Path
+    target: str
+    packages: tuple[LockedPackage, ...]
+    provided: tuple[tuple[str, str], ...]
+    replaced: tuple[tuple[str, str, str], ...] = ()  # (name, target's version, locked version)
+    held_back: tuple[HeldBack, ...] = ()
+    optional: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Context:
+    options: LockOptions
+    uv: str
+    platform: engine.UvPlatform
+    workdir: Path
+    held: Mapping[str, InstalledDistribution]
+    holds: engine.Holds
+
+    def compile(self, requirements: Path, *, hold: bool, **kwargs: Any) -> engine.UvRun:
+        options = self.options
+        find_links = [*([self.holds.stubs] if hold else []), *options.find_links]
+        constraints = [self.holds.constraints] if hold else []
+        return engine.run_compile(uv=self.uv, requirements=requirements, target=options.target,
+                                  platform=self.platform, index_url=options.index_url,
+                                  find_links=find_links, constraints=[*constraints, *kwargs.pop("constraints", [])],
+                                  cache_dir=options.cache_dir, **kwargs)
+
+    def write(self, name: str, lines: Sequence[str]) -> Path:
+        path = self.workdir / name
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        return path
+
+
+def _network_error(run: engine.UvRun, index_url: str | None) -> OfflinepackError:
+    where = index_url or "the default package index"
+    return OfflinepackError(f"cannot reach {where}: {engine.network_problem(run)}",
+                            hint="check the network (or --index-url); local files work with --find-links DIR")
+
+
+def _summary(run: engine.UvRun) -> str:
+    lines = [line.removeprefix("error: ").removeprefix("cause: ") for line in run.cause_lines()]
+    lines = [line for line in lines if line != "No solution found when resolving dependencies"]
+    return " ".join(lines) if lines else "uv failed without a message"
+
+
+def _location(package: Mapping[str, Any], tags: Sequence[str]) -> str | None:
+    files = select_files(package, tags, [])
+    if not files:
+        return None
+    return files[0].url or files[0].path
+
+
+def _unheld_conflicts(ctx: _Context, direct: Sequence[InputRequirement], pins: Sequence[str]
+                      ) -> tuple[engine.UvRun, tuple[Conflict, ...]]:
+    """Resolve with the target's versions forced (overrides: requirers' limits ignored), then check them."""
+    overrides = [f"{dist.name} @ {ctx.holds.stub_of[key].resolve().as_uri()}" for key, dist in ctx.held.items()]
+    run = ctx.compile(ctx.write("unheld.in", [str(r.requirement) for r in direct]), hold=False,
+                      overrides=[ctx.write("overrides.txt", overrides)],
+                      constraints=[ctx.write("pins.txt", pins)] if pins else [])
+    if not run.ok:
+        return run, ()
+    resolved: dict[str, str] = {}
+    locations: dict[str, str] = {}
+    for package in run.lock.get("packages", []):
+        key = canonicalize_name(package["name"])
+        if key in ctx.held:
+            continue
+        resolved[key] = package.get("version", "")
+        location = _location(package, ctx.options.target.tags)
+        if location:
+            locations[key] = location
+    requires = requires_of(locations)
+    conflicts = find_conflicts(direct=direct, resolved=resolved, requires=requires, held=ctx.held,
+                               markers=ctx.options.target.markers)
+    return run, conflicts
+
+
+_NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry")
+
+
+def _alone_problem(item: InputRequirement, run: engine.UvRun, ctx: _Context) -> str:
+    target = ctx.options.target
+    missing = _NOT_FOUND.search(run.stderr)
+    if missing:
+        where = ctx.options.index_url or "the package index"
+        return f"{item.source}: unknown package {item.requirement.name!r}: not found on {where}" + (
+            " or in --find-links" if ctx.options.find_links else "")
+    return (f"{item.source}: {item.requirement}: {_summary(run)} "
+            f"(the target: Python {target.python_version}, best tags {best_tags(target.tags)})")
+
+
+def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engine.UvRun) -> OfflinepackError:
+    """Every reason the held resolution failed, one line each, and what would work."""
+    target = ctx.options.target
+    problems: list[str] = []
+    hints: list[str] = []
+    usable: list[InputRequirement] = []
+    for i, item in enumerate(direct):
+        if item.key in ctx.held or item.requirement.url:
+            usable.append(item)
+            continue
+        alone = ctx.compile(ctx.write(f"alone-{i}.in", [str(item.requirement)]), hold=False, no_deps=True)
+        if engine.network_problem(alone):
+            return _network_error(alone, ctx.options.index_url)
+        if alone.ok:
+            usable.append(item)
+        else:
+            problems.append(_alone_problem(item, alone, ctx))
+    if problems:
+        hints.append("check names and versions; for a package with no file for the target, pick another version "
+                     "or provide a wheel with --find-links")
+    run, conflicts = _unheld_conflicts(ctx, usable, [])
+    if conflicts:
+        problems += [_with_chain(c) for c in conflicts]
+        names = sorted({c.key for c in conflicts})
+        requirers = sorted({c.requirer.split(" ")[0] for c in conflicts if " " in c.requirer})
+        hint = "what would work: "
+        if requirers:
+            hint += f"an older {' / '.join(requirers)} that accepts the target's versions (relax your pins), or "
+        hints.append(hint + " ".join(f"--allow-replace {name}" for name in names)
+                     + " (installs another version over the kernel's)")
+    elif not run.ok and not problems:
+        problems.append(f"the requirements conflict among themselves: {_summary(run)}")
+    if not problems:
+        problems.append(_summary(held_run))
+    return OfflinepackError(f"cannot lock for target {target.name}", problems=problems,
+                            hint="; ".join(hints) or None)
+
+
+def _with_chain(conflict: Conflict) -> str:
+    if len(conflict.chain) > 1:
+        return f"{conflict} (via {' -> '.join(conflict.chain)})"
+    return str(conflict)
+
+
+def _held_back(ctx: _Context, direct: Sequence[InputRequirement], locked: Mapping[str, LockedPackage]
+               ) -> tuple[HeldBack, ...]:
+    """Direct requirements that got an older version than the newest the index offers the target."""
+    candidates = [item for item in direct if item.key in locked and not item.requirement.url]
+    if not candidates:
+        return ()
+    newest_run = ctx.compile(ctx.write("newest.in", [str(item.requirement) for item in candidates]),
+                             hold=False, no_deps=True)
+    if not newest_run.ok:
+        return ()
+    newest = {canonicalize_name(p["name"]): p.get("version", "") for p in newest_run.lock.get("packages", [])}
+    behind: list[tuple[str, str, str]] = []
+    for item in candidates:
+        mine, best = locked[item.key].version, newest.get(item.key)
+        try:
+            if best and Version(mine) < Version(best):
+                behind.append((item.key, mine, best))
+        except InvalidVersion:
+            continue
+    if not behind:
+        return ()
+    run, conflicts = _unheld_conflicts(ctx, direct, [f"{key}=={best}" for key, _, best in behind])
+    result = []
+    for key, mine, best in behind:
+        mine_conflicts = [c for c in conflicts if not c.chain or canonicalize_name(c.chain[0].split(" ")[0]) == key]
+        reasons = tuple(_with_chain(c) for c in mine_conflicts) if run.ok else ()
+        result.append(HeldBack(name=locked[key].name, version=mine, newest=best, reasons=reasons))
+    return tuple(result)
+
+
+def lock_requirements(options: LockOptions) -> LockResult:
+    """Resolve `options.requirements` for `options.target` and write `options.output`."""
+    target = options.target
+    direct = read_requirements(options.requirements)
+    uv = engine.find_uv(options.uv)
+    platform = engine.uv_platform(target)
+    allow = {canonicalize_name(name) for name in options.allow_replace}
+    installed = target.installed_by_key()
+    warnings = [f"--allow-replace {name}: the target does not have it installed" for name in sorted(allow)
+                if name not in installed]
+    held = {dist.key: dist for dist in engine.holdable(d for d in target.installed if d.key not in allow)}
+    with tempfile.TemporaryDirectory(prefix="offlinepack-lock-") as tmp:
+        workdir = Path(tmp)
+        holds = engine.write_holds(workdir, list(held.values()), platform.stub_tag)
+        ctx = _Context(options=options, uv=uv, platform=platform, workdir=workdir, held=held, holds=holds)
+        run = ctx.compile(ctx.write("requirements.in", [str(r.requirement) for r in direct]), hold=True)
+        if not run.ok:
+            if engine.network_problem(run):
+                raise _network_error(run, options.index_url)
+            raise _diagnose(ctx, direct, run)
+        problems: list[str] = []
+        packages: dict[str, LockedPackage] = {}
+        provided: list[tuple[str, str]] = []
+        replaced: list[tuple[str, str, str]] = []
+        for package in run.lock.get("packages", []):
+            key, version = canonicalize_name(package["name"]), package.get("version", "")
+            if key in held or (key in installed and installed[key].version == version):
+                provided.append((installed[key].name, installed[key].version))
+                continue
+            files = select_files(package, target.tags, problems)
+            if not files:
+                problems.append(f"no file for the target: {package['name']} {version} has no wheel for the target's "
+                                f"tags ({best_tags(target.tags)}) and no sdist")
+                continue
+            packages[key] = LockedPackage(name=package["name"], version=version, files=files)
+            if key in installed:
+                replaced.append((installed[key].name, installed[key].version, version))
+        if problems:
+            raise OfflinepackError(f"cannot lock for target {target.name}", problems=problems)
+        held_back = _held_back(ctx, direct, packages)
+    optional = tuple(sorted({canonicalize_name(n) for n in options.optional} & set(packages)))
+    tool: dict[str, Any] = {
+        "target": target.name,
+        "approximate": target.approximate,
+        "requested": [str(item.requirement) for item in direct],
+        "optional": list(optional),
+        "provided": [{"name": name, "version": version} for name, version in sorted(provided)],
+        "replaced": [{"name": n, "target-version": old, "version": new} for n, old, new in replaced],
+        "notices": [str(item) for item in held_back],
+    }
+    text = render_pylock(list(packages.values()), environments=[target_environment_marker(target.markers)],
+                         requires_python=f"=={target.python_minor}.*", tool=tool)
+    validate_pylock(text, str(options.output))
+    write_atomically(text, options.output)
+    return LockResult(output=options.output, target=target.name, packages=tuple(packages.values()),
+                      provided=tuple(sorted(provided)), replaced=tuple(replaced), held_back=held_back,
+                      optional=optional, warnings=tuple(warnings))
