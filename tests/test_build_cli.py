@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,31 @@ def test_unknown_target_and_kaggle_username_default(setup: dict, monkeypatch: py
     result = invoke(setup["lock"], "--target", setup["target"], "-o", setup["out"], "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["dataset"]["id"] == "carol/out"
+
+
+def test_lock_then_build_end_to_end(tmp_path: Path, local_index: LocalIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`offlinepack lock` against the local index, then `offlinepack build` from that lock."""
+    lock_module = pytest.importorskip("offlinepack.lock")
+    from offlinepack.target import InstalledDistribution
+
+    root = local_index.root
+    make_wheel(root, "app", "1.0", requires=["helper>=1", "numpy>=1.24"])
+    make_sdist(root, "helper", "1.1")
+    make_wheel(root, "numpy", "2.0.2", tag="cp312-cp312-manylinux_2_17_x86_64")
+    make_wheel(root, "numpy", "2.3.0", tag="cp312-cp312-manylinux_2_17_x86_64")
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("app\n")
+    target = replace(make_target(), installed=(InstalledDistribution(name="numpy", version="2.0.2"),))
+    target_file = tmp_path / "target.json"
+    dump_target(target, target_file)
+    lock = tmp_path / "pylock.toml"
+    lock_module.lock_requirements(lock_module.LockOptions(requirements=(requirements,), target=target, output=lock,
+                                                          index_url=local_index.url, cache_dir=tmp_path / "uv"))
+    monkeypatch.setenv("OFFLINEPACK_CACHE", str(tmp_path / "cache"))
+    result = invoke(lock, "--target", target_file, "-o", tmp_path / "out", "--dataset-id", "alice/e2e-wheels", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert sorted(f["package"] for f in data["files"]) == ["app", "helper", "offlinepack"]
+    assert data["built"] == ["helper"]
+    manifest = json.loads((tmp_path / "out" / "offlinepack.json").read_text())
+    assert {"name": "numpy", "version": "2.0.2"} in manifest["provided"]
