@@ -1,0 +1,163 @@
+"""Targets: built-ins, the captured gpu-kernel folder, snapshot files, and the CLI around them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from packaging import tags as ptags
+from typer.testing import CliRunner
+
+from offlinepack.cli.app import app
+from offlinepack.errors import OfflinepackError
+from offlinepack.target import (builtin_names, dump_target, load_target_file, resolve_target, snapshot_current)
+from tests.conftest import REPO_ROOT, SHARED_FIXTURES
+
+GPU_KERNEL = SHARED_FIXTURES / "gpu-kernel"
+needs_fixtures = pytest.mark.skipif(not GPU_KERNEL.is_dir(), reason="shared fixtures not present")
+runner = CliRunner()
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("make_builtin_targets", REPO_ROOT / "scripts" / "make_builtin_targets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_builtin_kaggle_gpu_is_cpython_312_on_glibc_235():
+    target = resolve_target("kaggle-gpu")
+    assert (target.implementation, target.python_minor, target.libc, target.libc_version) == (
+        "cpython", "3.12", "glibc", "2.35")
+    assert target.approximate and "bootstrap.py snapshot -o kaggle.json" in target.description
+    assert target.markers["python_version"] == "3.12" and target.markers["sys_platform"] == "linux"
+    assert "cp312-cp312-manylinux_2_35_x86_64" in target.tags
+    assert not any("manylinux_2_36" in tag for tag in target.tags)
+    assert target.tags[-1] == "py30-none-any"
+    installed = target.installed_by_key()
+    assert installed["numpy"].version == "2.0.2"
+    assert installed["torch"].version == "2.10.0+cu128"
+    assert installed["timm"].version == "1.0.26"
+    assert "imagecodecs" not in installed
+    # Kaggle's recipe pins ipywidgets==8.1.5 on top of Colab's 7.7.1: the pin wins.
+    assert installed["ipywidgets"].version == "8.1.5"
+
+
+def test_builtins_listed():
+    assert {"kaggle-gpu", "kaggle-gpu-py313"} <= set(builtin_names())
+    assert resolve_target("kaggle-gpu-py313").python_minor == "3.13"
+
+
+def test_tag_generator_matches_a_real_kernels_sys_tags():
+    """The built-ins' tags come from the same generator: check it against real sys_tags() of a glibc 2.39 kernel."""
+    if not GPU_KERNEL.is_dir():
+        pytest.skip("shared fixtures not present")
+    env = json.loads((GPU_KERNEL / "env.json").read_text())
+    assert _script().linux_tags((3, 12), (2, 39)) == env["tags"]
+
+
+def test_builtin_tags_are_what_the_generator_gives():
+    assert list(resolve_target("kaggle-gpu").tags) == _script().linux_tags((3, 12), (2, 35))
+
+
+@needs_fixtures
+def test_builtin_json_is_reproducible_from_the_script(tmp_path):
+    script = _script()
+    import sys
+    argv = sys.argv
+    sys.argv = ["make_builtin_targets.py", "--fixtures", str(SHARED_FIXTURES), "--out", str(tmp_path)]
+    try:
+        script.main()
+    finally:
+        sys.argv = argv
+    shipped = REPO_ROOT / "offlinepack" / "target" / "builtin"
+    for name in ("kaggle-gpu", "kaggle-gpu-py313"):
+        assert (tmp_path / f"{name}.json").read_text() == (shipped / f"{name}.json").read_text()
+
+
+@needs_fixtures
+def test_gpu_kernel_folder_is_a_target():
+    target = resolve_target(GPU_KERNEL)
+    assert target.python_version == "3.12.3"
+    assert (target.libc, target.libc_version) == ("glibc", "2.39")
+    assert target.tags[0] == "cp312-cp312-linux_x86_64" and len(target.tags) == 1068
+    installed = target.installed_by_key()
+    assert len(installed) == 197
+    assert installed["timm"].version == "1.0.29"
+    assert "torch" in installed["timm"].requires
+    assert installed["torch"].version == "2.11.0"  # pip inspect has no local label; env.json does
+    assert target.extra["source"]["torch"] == "2.11.0+cu130"
+
+
+@needs_fixtures
+def test_gpu_kernel_folder_round_trips_through_a_target_file(tmp_path):
+    target = resolve_target(str(GPU_KERNEL))
+    dump_target(target, tmp_path / "kernel.json")
+    again = resolve_target(tmp_path / "kernel.json")
+    assert again.to_dict() == target.to_dict()
+
+
+def test_snapshot_of_this_interpreter_uses_sys_tags(tmp_path):
+    target = snapshot_current(name="here")
+    assert list(target.tags) == [str(t) for t in ptags.sys_tags()]
+    assert "packaging" in target.installed_by_key()
+    dump_target(target, tmp_path / "t.json")
+    assert load_target_file(tmp_path / "t.json").installed_by_key()["packaging"].version
+
+
+def test_unknown_target_names_the_builtins():
+    with pytest.raises(OfflinepackError) as info:
+        resolve_target("kaggle-tpu")
+    assert "neither a built-in nor an existing file" in info.value.message
+    assert "kaggle-gpu" in info.value.hint
+
+
+def test_folder_without_capture_files_is_refused(tmp_path):
+    with pytest.raises(OfflinepackError, match="has no env.json"):
+        resolve_target(tmp_path)
+
+
+def test_broken_capture_folder_lists_every_problem(tmp_path):
+    (tmp_path / "env.json").write_text(json.dumps({"marker_environment": {"python_version": "3.12"}, "tags": []}))
+    (tmp_path / "pip-inspect.json").write_text(json.dumps({"installed": [{"metadata": {"name": "x"}}]}))
+    with pytest.raises(OfflinepackError) as info:
+        resolve_target(tmp_path)
+    problems = "\n".join(info.value.problems)
+    assert "marker_environment.implementation_name: expected str" in problems
+    assert "tags: expected a non-empty list" in problems
+    assert "installed[0].metadata: expected name and version" in problems
+
+
+def test_target_file_not_json(tmp_path):
+    (tmp_path / "t.json").write_text("{nope")
+    with pytest.raises(OfflinepackError, match=r"not JSON \(line 1, column 2"):
+        resolve_target(tmp_path / "t.json")
+
+
+def test_cli_targets_json():
+    result = runner.invoke(app, ["targets", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["kaggle-gpu"]["python"] == "cpython 3.12.13"
+    assert rows["kaggle-gpu"]["approximate"] is True
+    assert rows["kaggle-gpu"]["installed"] > 700
+
+
+def test_cli_targets_table_says_how_to_snapshot():
+    result = runner.invoke(app, ["targets"])
+    assert result.exit_code == 0
+    assert "kaggle-gpu" in result.stdout and "bootstrap.py snapshot -o kaggle.json" in result.stdout
+
+
+def test_cli_snapshot_writes_a_loadable_target(tmp_path):
+    result = runner.invoke(app, ["snapshot", "-o", str(tmp_path / "me.json"), "--name", "laptop"])
+    assert result.exit_code == 0, result.output
+    target = resolve_target(tmp_path / "me.json")
+    assert target.name == "laptop" and target.tags
+
+
+def test_cli_snapshot_help():
+    result = runner.invoke(app, ["snapshot", "--help"])
+    assert result.exit_code == 0 and "--output" in result.stdout
