@@ -401,3 +401,33 @@ def test_self_wheel_ships_bootstrap_and_is_cached_by_source(self_wheel: Path) ->
     stamp = current.path.stat().st_mtime_ns
     again = offlinepack_wheel(cache_root)  # same sources: served from the cache, no build
     assert again.path == current.path and again.path.stat().st_mtime_ns == stamp and again.sha256 == current.sha256
+
+
+def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path: Path) -> None:
+    """Installed from a wheel (no checkout): bootstrap.py is found in the package, the wheel is repacked."""
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--target",
+                           str(site), str(self_wheel)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    script = ("import sys, offlinepack; from pathlib import Path\n"
+              "from offlinepack.wheelhouse.selfwheel import find_bootstrap, offlinepack_wheel, source_root\n"
+              "assert source_root() is None, source_root()\n"
+              "print(find_bootstrap()); print(offlinepack_wheel(Path(sys.argv[1])).path)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache")], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(site)), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bootstrap, wheel = map(Path, done.stdout.split())
+    assert bootstrap == site / "offlinepack" / "runtime" / "bootstrap.py"
+    assert wheel.parent.name == "installed-0.1.0" and wheel.name == self_wheel.name
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as repacked, zipfile.ZipFile(self_wheel) as original:
+        assert sorted(repacked.namelist()) == sorted(original.namelist())
+        for name in original.namelist():
+            if not name.endswith("/RECORD"):
+                assert repacked.read(name) == original.read(name), name
+    # and it installs: pip checks every RECORD hash
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--target",
+                           str(tmp_path / "again"), str(wheel)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "again" / "offlinepack" / "runtime" / "bootstrap.py").read_bytes() == bootstrap.read_bytes()

@@ -86,8 +86,9 @@ def repack_installed(out_dir: Path, dist_name: str = "offlinepack") -> Path:
     entries: dict[str, bytes] = {}
     for file in dist.files or []:
         rel = file.as_posix()
-        if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
-            continue  # console scripts are regenerated from entry_points.txt at install time
+        # only the package and its metadata: console scripts are regenerated from entry_points.txt
+        if rel.split("/")[0] not in (dist_name, info_dir) or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
         if rel.endswith(("/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json")):
             continue
         entries[rel] = Path(file.locate()).read_bytes()
