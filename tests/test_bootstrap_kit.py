@@ -57,7 +57,8 @@ def site_packages(venv: Path) -> Path:
     return next((venv / "lib").glob("python3.*/site-packages"))
 
 
-def write_wheelhouse(folder: Path, packages: list[dict], provided: list[dict] = (), *, with_bootstrap: bool = True) -> Path:
+def write_wheelhouse(folder: Path, packages: list[dict], provided: list[dict] = (), *, with_bootstrap: bool = True,
+                     python_version: str = "3.12.1") -> Path:
     """A contract-3 wheelhouse: flat folder, offlinepack.json; packages = [{"wheel": Path, "optional": bool,
     "extra_files": [Path]}]. Wheels are copied in; sha256 recorded before any test corrupts them."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def write_wheelhouse(folder: Path, packages: list[dict], provided: list[dict] = 
                         "files": files})
     manifest = {"format": "offlinepack-wheelhouse", "version": 1, "created": "2026-11-25T18:00:00Z",
                 "offlinepack_version": "0.1.0",
-                "target": {"name": "test", "implementation": "cpython", "python_version": "3.12.1", "approximate": False,
+                "target": {"name": "test", "implementation": "cpython", "python_version": python_version, "approximate": False,
                            "tags": []},
                 "packages": entries, "provided": list(provided), "lock": "pylock.toml"}
     (folder / "offlinepack.json").write_text(json.dumps(manifest, indent=1))
