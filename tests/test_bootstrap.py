@@ -271,3 +271,23 @@ def test_snapshot_matches_packaging_tags(minor, tmp_path):
         assert manylinux == [t for t in ref if "manylinux" in t]
     else:
         assert list(target.tags) == ref
+
+
+@pytest.mark.parametrize("minor", ["3.8", "3.13"])
+def test_installs_on_the_oldest_and_newest_python(minor, tmp_path):
+    """Python 3.8 and 3.13 kernels (no pip in them: uv does the install)."""
+    offline = offline_prefix()
+    python = find_python(minor)
+    if python is None:
+        pytest.skip(f"no Python {minor}")
+    venv = tmp_path / "kernel"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    house = write_wheelhouse(tmp_path / "kaggle" / "input" / "wheels", [
+        {"wheel": make_wheel(tmp_path / "src", "beta", "1.0")},
+        {"wheel": make_wheel(tmp_path / "src", "imagecodecs", "1.0", tag=f"cp{minor.replace('.', '')}-cp{minor.replace('.', '')}-manylinux_2_17_x86_64")},
+    ], python_version=minor + ".0")
+    proc = run_bootstrap(venv, house / "bootstrap.py", "--kaggle-root", str(tmp_path / "kaggle"), "--json", prefix=offline)
+    report = report_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p["name"]: p["status"] for p in report["packages"]} == {"beta": "installed", "imagecodecs": "installed"}
+    assert venv_python(venv, "import beta, imagecodecs").returncode == 0
