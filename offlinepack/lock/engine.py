@@ -156,11 +156,15 @@ def run_compile(
     overrides: Sequence[Path] = (),
     no_deps: bool = False,
     cache_dir: Path | None = None,
+    python: str = sys.executable,
 ) -> UvRun:
     """One `uv pip compile` for the target; uv's own output is returned, never printed."""
     command = [uv, "pip", "compile", str(requirements), "--format", "pylock.toml", "--quiet", "--no-header",
                "--python-platform", platform.python_platform, "--python-version", target.python_version,
-               "--no-config", "--color", "never"]
+               "--no-config", "--color", "never",
+               # This interpreter only builds sdists for their metadata; without it uv searches PATH for
+               # the target's Python (slow, and it may not exist here). The target comes from the flags above.
+               "--python", python, "--no-python-downloads"]
     if index_url:
         command += ["--index-url", index_url]
     for link in find_links:

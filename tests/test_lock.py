@@ -1,0 +1,296 @@
+"""`offlinepack lock` against real tiny wheels/sdists on a local HTTP index, with the real uv."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from packaging import tags as ptags
+from packaging.pylock import Pylock
+from typer.testing import CliRunner
+
+from offlinepack.cli.app import app
+from offlinepack.errors import OfflinepackError
+from offlinepack.lock import LockOptions, lock_requirements
+from offlinepack.target import InstalledDistribution, Target, dump_target, resolve_target
+from tests.conftest import REPO_ROOT, SHARED_FIXTURES
+from tests.support.wheels import make_sdist, make_wheel, sha256_of
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+runner = CliRunner()
+GPU_KERNEL = SHARED_FIXTURES / "gpu-kernel"
+MANYLINUX_2_35 = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["linux_x86_64"]
+
+
+def small_target(installed: dict[str, str], requires: dict[str, list[str]] | None = None) -> Target:
+    """CPython 3.12.3 on glibc 2.35 x86_64 (this host is 3.11: markers must be the target's)."""
+    tags = [*ptags.cpython_tags((3, 12), abis=["cp312"], platforms=MANYLINUX_2_35),
+            *ptags.compatible_tags((3, 12), interpreter="cp312", platforms=MANYLINUX_2_35)]
+    markers = {"implementation_name": "cpython", "implementation_version": "3.12.3", "os_name": "posix",
+               "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "",
+               "platform_system": "Linux", "platform_version": "", "python_full_version": "3.12.3",
+               "python_version": "3.12", "sys_platform": "linux"}
+    return Target(name="tiny", implementation="cpython", python_version="3.12.3", system="linux", machine="x86_64",
+                  libc="glibc", libc_version="2.35", markers=markers, tags=tuple(str(t) for t in tags),
+                  installed=tuple(InstalledDistribution(name=n, version=v, requires=tuple((requires or {}).get(n, ())))
+                                  for n, v in installed.items()))
+
+
+def do_lock(tmp_path: Path, index, lines: list[str], target: Target, **kwargs):
+    req = tmp_path / "requirements.in"
+    req.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "pylock.toml"
+    result = lock_requirements(LockOptions(requirements=(req,), target=target, output=out, index_url=index.url,
+                                           cache_dir=tmp_path / "uv-cache", **kwargs))
+    data = tomllib.loads(out.read_text())
+    Pylock.from_dict(data)  # what `offlinepack build` reads
+    return result, data
+
+
+def names(data) -> dict[str, str]:
+    return {p["name"]: p["version"] for p in data.get("packages", [])}
+
+
+def stack(root: Path) -> None:
+    """timm 1.0.26 is what the kernel has; app 2.0 wants an older timm; torch would drag a CUDA wheel in."""
+    make_wheel(root, "app", "2.0", requires=["timm<1.0.23", "helper"])
+    make_wheel(root, "app", "1.0", requires=["timm>=1.0", "helper"])
+    for version in ("1.0.20", "1.0.26", "1.0.29"):
+        make_wheel(root, "timm", version, requires=["torch>=2"])
+    make_wheel(root, "torch", "2.10.0", requires=["nvidia-cublas"], tag="cp312-cp312-manylinux_2_28_x86_64")
+    make_wheel(root, "nvidia-cublas", "12.8", tag="py3-none-manylinux_2_17_x86_64")
+    make_wheel(root, "helper", "1.0", requires=['old-only; python_version < "3.12"', 'new-only; python_version >= "3.12"'])
+    make_wheel(root, "old-only", "1.0")
+    make_wheel(root, "new-only", "1.0")
+
+
+KERNEL = {"timm": "1.0.26", "torch": "2.10.0+cu128", "numpy": "2.0.2"}
+
+
+def test_target_held_left_out_and_held_back_explained(tmp_path, local_index):
+    stack(local_index.root)
+    result, data = do_lock(tmp_path, local_index, ["app", "numpy"], small_target(KERNEL))
+    # markers for the 3.12 target, not this 3.11 host
+    assert names(data) == {"app": "1.0", "helper": "1.0", "new-only": "1.0"}
+    tool = data["tool"]["offlinepack"]
+    assert tool["provided"] == [{"name": "numpy", "version": "2.0.2"}, {"name": "timm", "version": "1.0.26"}]
+    assert tool["target"] == "tiny"
+    assert [str(h) for h in result.held_back] == [
+        "app 1.0 locked, not the newest 2.0, to keep the target's versions: "
+        "app 2.0 requires timm<1.0.23; the target has timm 1.0.26"]
+    assert tool["notices"] == [str(result.held_back[0])]
+    # torch is held with its local label (not on the index) and its CUDA dependency never enters
+    assert "torch" not in names(data) and "nvidia-cublas" not in names(data)
+    for package in data["packages"]:
+        for wheel in package["wheels"]:
+            assert wheel["url"].startswith(local_index.url.rsplit("/simple/", 1)[0])
+            filename = wheel["url"].rsplit("/", 1)[1]
+            assert wheel["hashes"]["sha256"] == sha256_of(local_index.root / filename)
+    # only index pages and files of what the lock needs were asked for: never torch's wheel
+    assert not any(path.startswith("/files/torch") for path in local_index.requests)
+
+
+def test_conflict_with_target_names_both_sides(tmp_path, local_index):
+    stack(local_index.root)
+    with pytest.raises(OfflinepackError) as info:
+        do_lock(tmp_path, local_index, ["app==2.0"], small_target(KERNEL))
+    error = info.value
+    assert error.message == "cannot lock for target tiny"
+    assert error.problems == ("app 2.0 requires timm<1.0.23; the target has timm 1.0.26",)
+    assert "--allow-replace timm" in error.hint and "an older app" in error.hint
+    assert not (tmp_path / "pylock.toml").exists()
+
+
+def test_direct_requirement_against_target_version(tmp_path, local_index):
+    stack(local_index.root)
+    with pytest.raises(OfflinepackError) as info:
+        do_lock(tmp_path, local_index, ["timm<1.0.23"], small_target(KERNEL))
+    assert info.value.problems == (f"{tmp_path / 'requirements.in'}:1 requires timm<1.0.23; the target has timm 1.0.26",)
+
+
+def test_allow_replace_ships_another_version(tmp_path, local_index):
+    stack(local_index.root)
+    result, data = do_lock(tmp_path, local_index, ["app==2.0"], small_target(KERNEL), allow_replace=("timm",))
+    assert names(data)["timm"] == "1.0.20"
+    assert data["tool"]["offlinepack"]["replaced"] == [{"name": "timm", "target-version": "1.0.26", "version": "1.0.20"}]
+    assert "torch" not in names(data)  # timm's torch>=2 is met by the kernel's 2.10.0+cu128
+
+
+def test_only_files_for_the_target_tags(tmp_path, local_index):
+    root = local_index.root
+    for tag in ("cp312-cp312-manylinux_2_17_x86_64", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64",
+                "cp312-cp312-manylinux_2_38_x86_64", "cp312-cp312-musllinux_1_2_x86_64"):
+        make_wheel(root, "native", "1.0", tag=tag)
+    make_wheel(root, "winonly", "1.0", tag="cp312-cp312-win_amd64")
+    make_sdist(root, "winonly", "1.0")
+    make_sdist(root, "sdonly", "0.3")
+    _, data = do_lock(tmp_path, local_index, ["native", "winonly", "sdonly"], small_target({}))
+    packages = {p["name"]: p for p in data["packages"]}
+    assert [w["name"] for w in packages["native"]["wheels"]] == ["native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"]
+    assert packages["winonly"]["sdist"]["name"] == "winonly-1.0.tar.gz" and "wheels" not in packages["winonly"]
+    assert packages["sdonly"]["sdist"]["hashes"]["sha256"] == sha256_of(root / "sdonly-0.3.tar.gz")
+    assert data["environments"] == ['python_version == "3.12" and sys_platform == "linux" and '
+                                    'platform_machine == "x86_64" and implementation_name == "cpython"']
+
+
+def test_no_file_for_the_target_and_unknown_packages_all_reported(tmp_path, local_index):
+    make_wheel(local_index.root, "winonly", "1.0", tag="cp312-cp312-win_amd64")
+    make_wheel(local_index.root, "fine", "1.0")
+    with pytest.raises(OfflinepackError) as info:
+        do_lock(tmp_path, local_index, ["fine", "winonly", "nosuchpkg", "alsonot"], small_target({}))
+    problems = info.value.problems
+    req = tmp_path / "requirements.in"
+    assert len(problems) == 3
+    assert problems[0].startswith(f"{req}:2: winonly: ") and "winonly" in problems[0]
+    assert "best tags cp312-cp312-manylinux_2_35_x86_64, cp312-cp312-manylinux_2_34_x86_64" in problems[0]
+    assert problems[1] == f"{req}:3: unknown package 'nosuchpkg': not found on {local_index.url}"
+    assert problems[2] == f"{req}:4: unknown package 'alsonot': not found on {local_index.url}"
+
+
+def test_find_links_files_are_locked_by_path(tmp_path, local_index):
+    local = make_wheel(tmp_path / "mine", "mine", "0.1")
+    _, data = do_lock(tmp_path, local_index, ["mine"], small_target({}), find_links=(tmp_path / "mine",))
+    wheel = data["packages"][0]["wheels"][0]
+    assert wheel["path"] == str(local) and wheel["size"] == local.stat().st_size
+    assert wheel["hashes"]["sha256"] == sha256_of(local)
+
+
+def test_optional_marks_imagecodecs_by_default(tmp_path, local_index):
+    make_wheel(local_index.root, "imagecodecs", "2025.8.2", tag="cp312-abi3-manylinux_2_28_x86_64")
+    make_wheel(local_index.root, "cc3d", "1.0")
+    _, data = do_lock(tmp_path, local_index, ["imagecodecs", "cc3d"], small_target({}))
+    assert data["tool"]["offlinepack"]["optional"] == ["imagecodecs"]
+
+
+def test_unreachable_index_is_a_clear_error(tmp_path):
+    (tmp_path / "r.in").write_text("anything\n")
+    with pytest.raises(OfflinepackError) as info:
+        lock_requirements(LockOptions(requirements=(tmp_path / "r.in",), target=small_target({}),
+                                      output=tmp_path / "p.toml", index_url="http://127.0.0.1:9/simple/",
+                                      cache_dir=tmp_path / "c"))
+    assert info.value.message.startswith("cannot reach http://127.0.0.1:9/simple/: ")
+    assert "Connection refused" in info.value.message
+
+
+def test_existing_lock_untouched_on_failure(tmp_path, local_index):
+    stack(local_index.root)
+    (tmp_path / "pylock.toml").write_text("good = true\n")
+    with pytest.raises(OfflinepackError):
+        do_lock(tmp_path, local_index, ["app==2.0"], small_target(KERNEL))
+    assert (tmp_path / "pylock.toml").read_text() == "good = true\n"
+
+
+@pytest.mark.skipif(not GPU_KERNEL.is_dir(), reason="shared fixtures not present")
+def test_real_kernel_capture_holds_its_timm(tmp_path, local_index):
+    """The fixture image has timm 1.0.29 and torch 2.11.0: nnunet-like falls back and says why."""
+    root = local_index.root
+    make_wheel(root, "nnunet-like", "2.8.1", requires=["dyn-arch>=0.4.4", "torch>=2.1", "numpy"])
+    make_wheel(root, "nnunet-like", "2.7.0", requires=["dyn-arch>=0.4.2", "torch>=2.1", "numpy"])
+    make_sdist(root, "dyn-arch", "0.4.4", requires=["timm<1.0.23", "torch"])
+    make_sdist(root, "dyn-arch", "0.4.2", requires=["timm", "torch"])
+    make_wheel(root, "torch", "2.11.0", requires=["nvidia-cublas"], tag="cp312-cp312-manylinux_2_28_x86_64")
+    make_wheel(root, "timm", "1.0.29", requires=["torch"])
+    make_wheel(root, "numpy", "2.5.2", tag="cp312-cp312-manylinux_2_28_x86_64")
+    result, data = do_lock(tmp_path, local_index, ["nnunet-like"], resolve_target(GPU_KERNEL))
+    assert names(data) == {"nnunet-like": "2.7.0", "dyn-arch": "0.4.2"}
+    provided = {p["name"]: p["version"] for p in data["tool"]["offlinepack"]["provided"]}
+    assert provided["timm"] == "1.0.29" and provided["torch"] == "2.11.0" and provided["numpy"] == "2.5.2"
+    assert [str(h) for h in result.held_back] == [
+        "nnunet-like 2.7.0 locked, not the newest 2.8.1, to keep the target's versions: dyn-arch 0.4.4 requires "
+        "timm<1.0.23; the target has timm 1.0.29 (via nnunet-like 2.8.1 -> dyn-arch 0.4.4)"]
+
+
+# --- CLI ---
+
+def test_cli_lock_pyproject_and_json_summary(tmp_path, local_index):
+    stack(local_index.root)
+    target_file = tmp_path / "kernel.json"
+    dump_target(small_target(KERNEL), target_file)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\ndependencies = ["app"]\n')
+    result = runner.invoke(app, ["lock", str(tmp_path / "pyproject.toml"), "--target", str(target_file),
+                                 "-o", str(tmp_path / "out.toml"), "--index-url", local_index.url,
+                                 "--cache-dir", str(tmp_path / "c"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {p["name"] for p in summary["packages"]} == {"app", "helper", "new-only"}
+    assert summary["held_back"][0].startswith("app 1.0 locked, not the newest 2.0")
+
+
+def test_cli_lock_text_output_and_conflict_exit_code(tmp_path, local_index):
+    stack(local_index.root)
+    target_file = tmp_path / "kernel.json"
+    dump_target(small_target(KERNEL), target_file)
+    (tmp_path / "r.in").write_text("app\n")
+    common = ["--target", str(target_file), "--index-url", local_index.url, "--cache-dir", str(tmp_path / "c")]
+    ok = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "-o", str(tmp_path / "a.toml"), *common])
+    assert ok.exit_code == 0, ok.output
+    assert "+ app 1.0 [wheel]" in ok.stdout and "note: app 1.0 locked, not the newest 2.0" in ok.stdout
+    (tmp_path / "r.in").write_text("app==2.0\n")
+    bad = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "-o", str(tmp_path / "b.toml"), *common])
+    assert bad.exit_code == 2
+    assert "error: app 2.0 requires timm<1.0.23; the target has timm 1.0.26" in bad.stderr
+    assert "hint: what would work:" in bad.stderr
+
+
+def test_cli_malformed_inputs_all_reported(tmp_path):
+    (tmp_path / "r.in").write_text("good\nbad==\n--hash=sha256:00\n")
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), str(tmp_path / "pyproject.toml"),
+                                 str(tmp_path / "missing.in"), "--target", "kaggle-gpu", "-o", str(tmp_path / "p.toml")])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: cannot read the requirements"
+    assert lines[1].startswith(f"error: {tmp_path / 'r.in'}:2: invalid requirement 'bad=='")
+    assert lines[2].startswith(f"error: {tmp_path / 'r.in'}:3: option '--hash=sha256:00' is not supported")
+    assert lines[3].startswith(f"error: {tmp_path / 'pyproject.toml'}: not valid TOML")
+    assert lines[4] == f"error: {tmp_path / 'missing.in'}: no such file"
+
+
+def test_cli_pyproject_without_project_table(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.x]\na = 1\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "pyproject.toml"), "--target", "kaggle-gpu"])
+    assert result.exit_code == 2 and "no [project] table" in result.stderr
+
+
+def test_cli_unknown_target(tmp_path):
+    (tmp_path / "r.in").write_text("x\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "--target", "nope"])
+    assert result.exit_code == 2 and "error: no such target: 'nope'" in result.stderr
+
+
+def test_reference_requirements_file_is_committed():
+    text = (REPO_ROOT / "lockfiles" / "vesuvius" / "requirements.in").read_text()
+    assert [line for line in text.splitlines() if line and not line.startswith("#")] == [
+        "nnunetv2", "imagecodecs", "connected-components-3d", "surface-distance"]
+
+
+def test_reference_lock_is_sane():
+    """The committed lock for kaggle-gpu: nothing the kernel has, no CUDA stack, valid PEP 751."""
+    data = tomllib.loads((REPO_ROOT / "lockfiles" / "vesuvius" / "pylock.toml").read_text())
+    Pylock.from_dict(data)
+    locked = names(data)
+    assert {"nnunetv2", "imagecodecs", "connected-components-3d", "surface-distance", "acvl-utils"} <= set(locked)
+    assert not any(n in locked for n in ("torch", "numpy", "timm", "triton")) and not any(
+        n.startswith("nvidia") for n in locked)
+    for package in data["packages"]:
+        for file in [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]:
+            assert file["url"].startswith("https://") and len(file["hashes"]["sha256"]) == 64
+    assert data["tool"]["offlinepack"]["target"] == "kaggle-gpu"
+
+
+@pytest.mark.network
+def test_reference_lock_against_the_public_index(tmp_path):
+    result = runner.invoke(app, ["lock", str(REPO_ROOT / "lockfiles" / "vesuvius" / "requirements.in"),
+                                 "--target", "kaggle-gpu", "-o", str(tmp_path / "pylock.toml"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    locked = {p["name"] for p in summary["packages"]}
+    assert {"nnunetv2", "imagecodecs", "connected-components-3d", "acvl-utils"} <= locked
+    assert "torch" not in locked and "numpy" not in locked and not any(n.startswith("nvidia") for n in locked)
+    assert any(item.startswith("nnunetv2 ") and "timm" in item for item in summary["held_back"])
