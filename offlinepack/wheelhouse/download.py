@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +45,8 @@ class FetchResult:
 
 
 def _fetch_one(item: PlannedFile, cache: Cache, progress: ProgressCallback, timeout: float) -> tuple[Path, int]:
+    import urllib.request  # lazily: a warm rebuild never downloads, and this import is the slowest here
+
     staging = cache.staging()
     part = staging / item.filename
     done = 0
