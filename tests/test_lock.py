@@ -122,6 +122,16 @@ def test_allow_replace_ships_another_version(tmp_path, local_index):
     assert "torch" not in names(data)  # timm's torch>=2 is met by the kernel's 2.10.0+cu128
 
 
+def test_allow_replace_warns_about_kernel_packages_it_breaks(tmp_path, local_index):
+    stack(local_index.root)
+    target = small_target({**KERNEL, "kernel-tool": "1.0"}, requires={"kernel-tool": ["timm>=1.0.25"]})
+    result, _ = do_lock(tmp_path, local_index, ["app==2.0"], target, allow_replace=("timm", "notthere"))
+    assert result.warnings == (
+        "--allow-replace notthere: the target does not have it installed",
+        "the target's kernel-tool 1.0 requires timm>=1.0.25; the lock replaces it with 1.0.20",
+    )
+
+
 def test_only_files_for_the_target_tags(tmp_path, local_index):
     root = local_index.root
     for tag in ("cp312-cp312-manylinux_2_17_x86_64", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64",

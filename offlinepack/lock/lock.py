@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -222,6 +223,26 @@ def _held_back(ctx: _Context, direct: Sequence[InputRequirement], locked: Mappin
     return tuple(result)
 
 
+def _replacement_warnings(target: Target, replaced: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Kernel packages whose own requirements the replacement breaks (known only for snapshots)."""
+    new = {canonicalize_name(name): version for name, _, version in replaced}
+    env = dict(target.markers)
+    found = []
+    for dist in target.installed:
+        for text in dist.requires:
+            try:
+                requirement = Requirement(text)
+                version = new.get(canonicalize_name(requirement.name))
+                if version is None or (requirement.marker and not requirement.marker.evaluate({**env, "extra": ""})):
+                    continue
+                if not requirement.specifier.contains(Version(version), prereleases=True):
+                    found.append(f"the target's {dist.name} {dist.version} requires {requirement.name}"
+                                 f"{requirement.specifier}; the lock replaces it with {version}")
+            except (InvalidRequirement, InvalidVersion):
+                continue
+    return found
+
+
 def lock_requirements(options: LockOptions) -> LockResult:
     """Resolve `options.requirements` for `options.target` and write `options.output`."""
     target = options.target
@@ -262,6 +283,7 @@ def lock_requirements(options: LockOptions) -> LockResult:
         if problems:
             raise OfflinepackError(f"cannot lock for target {target.name}", problems=problems)
         held_back = _held_back(ctx, direct, packages)
+    warnings += _replacement_warnings(target, replaced)
     optional = tuple(sorted({canonicalize_name(n) for n in options.optional} & set(packages)))
     tool: dict[str, Any] = {
         "target": target.name,
