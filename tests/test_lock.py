@@ -171,6 +171,18 @@ def test_find_links_files_are_locked_by_path(tmp_path, local_index):
     assert wheel["hashes"]["sha256"] == sha256_of(local)
 
 
+def test_direct_url_requirements_become_plain_wheel_and_sdist(tmp_path, local_index):
+    make_wheel(local_index.root, "helper", "1.0")
+    wheel = make_wheel(tmp_path / "own", "mine", "0.1", requires=["helper"])
+    sdist = make_sdist(tmp_path / "own", "mysd", "0.2")
+    _, data = do_lock(tmp_path, local_index, [f"mine @ {wheel.as_uri()}", f"mysd @ {sdist.as_uri()}"], small_target({}))
+    packages = {p["name"]: p for p in data["packages"]}
+    assert packages["mine"]["wheels"] == [{"name": wheel.name, "path": str(wheel), "size": wheel.stat().st_size,
+                                           "hashes": {"sha256": sha256_of(wheel)}}]
+    assert packages["mysd"]["sdist"]["path"] == str(sdist) and "archive" not in packages["mysd"]
+    assert names(data)["helper"] == "1.0"
+
+
 def test_optional_marks_imagecodecs_by_default(tmp_path, local_index):
     make_wheel(local_index.root, "imagecodecs", "2025.8.2", tag="cp312-abi3-manylinux_2_28_x86_64")
     make_wheel(local_index.root, "cc3d", "1.0")

@@ -38,7 +38,7 @@ class LockedFile:
     path: str | None
     sha256: str
     size: int | None
-    kind: str  # "wheel" | "sdist" | "archive"
+    kind: str  # "wheel" | "sdist"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,7 +57,7 @@ def _file(entry: Mapping[str, Any], kind: str, problems: list[str], package: str
     if isinstance(url, str) and url.startswith("file://"):
         url, path = None, unquote(urlparse(url).path)
     location = url or path or ""
-    filename = entry.get("name") or unquote(Path(urlparse(location).path).name)
+    filename = unquote(Path(urlparse(location).path).name) or entry.get("name")
     sha256 = (entry.get("hashes") or {}).get("sha256")
     if not sha256:
         problems.append(f"{package}: no sha256 for {filename} (the index gave none)")
@@ -90,12 +90,20 @@ def select_files(
         locked = _file(entry, "wheel", problems, name)
         if locked and wheel_fits(locked.filename, tags):
             wheels.append(locked)
+    if isinstance(package.get("archive"), Mapping):
+        # A direct-URL requirement: written as a plain wheel or sdist so `offlinepack build` treats it like
+        # any other file (same hash check, same tag check).
+        entry = package["archive"]
+        location = entry.get("url") or entry.get("path") or ""
+        kind = "wheel" if unquote(urlparse(location).path).endswith(".whl") else "sdist"
+        locked = _file(entry, kind, problems, name)
+        if locked and (kind == "sdist" or wheel_fits(locked.filename, tags)):
+            wheels.append(locked)
     if wheels:
         return tuple(wheels)
-    for key, kind in (("sdist", "sdist"), ("archive", "archive")):
-        if isinstance(package.get(key), Mapping):
-            locked = _file(package[key], kind, problems, name)
-            return (locked,) if locked else ()
+    if isinstance(package.get("sdist"), Mapping):
+        locked = _file(package["sdist"], "sdist", problems, name)
+        return (locked,) if locked else ()
     return ()
 
 
@@ -149,8 +157,8 @@ def render_pylock(
         if wheels:
             lines.append(f"wheels = {_toml(wheels)}")
         for file in package.files:
-            if file.kind in ("sdist", "archive"):
-                lines.append(f"{file.kind} = {_toml(_file_table(file))}")
+            if file.kind == "sdist":
+                lines.append(f"sdist = {_toml(_file_table(file))}")
         lines.append("")
     lines.append("[tool.offlinepack]")
     lines += [f"{_key(k)} = {_toml(v)}" for k, v in tool.items()]
