@@ -116,7 +116,3 @@ def find_conflicts(
         unique.setdefault(str(conflict), conflict)
     return tuple(unique.values())
 
-
-def unknown_requires(resolved: Mapping[str, str], requires: Mapping[str, tuple[str, ...] | None]) -> list[str]:
-    """Packages whose requirements could not be read (their conflicts may be missed)."""
-    return sorted(f"{key} {resolved[key]}" for key, value in requires.items() if value is None)
