@@ -9,4 +9,7 @@ repo="$(dirname "$here")"
 python="${PYTHON:-$repo/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 target="${TARGET:-kaggle-gpu}"
-"$python" -m offlinepack lock "$here/vesuvius/requirements.in" --target "$target" -o "$here/vesuvius/pylock.toml" "$@"
+"$python" -m offlinepack lock "$here/vesuvius/requirements.in" --target "$target" -o "$here/vesuvius/pylock.toml" --portable "$@"
+# The quickstart's demo lock, for the demo kernel's snapshot (lockfiles/demo/target.json; to re-take it,
+# see lockfiles/demo/README.md).
+"$python" -m offlinepack lock "$here/demo/requirements.in" --target "$here/demo/target.json" -o "$here/demo/pylock.toml" --portable

@@ -29,6 +29,9 @@ def lock(
         "--optional", help=f"Mark a package optional in the kernel (repeatable; default: "
                            f"{', '.join(DEFAULT_OPTIONAL)}).")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="uv cache folder.")] = None,
+    portable: Annotated[bool, typer.Option(
+        "--portable", help="Write file names and hashes, not download URLs: `offlinepack build` finds the files on "
+                           "the index (for locks kept in a repository or used behind a mirror).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Lock requirements for a target kernel: its markers and wheel tags, its installed versions held."""
@@ -36,7 +39,8 @@ def lock(
     result = lock_requirements(LockOptions(
         requirements=tuple(requirements), target=resolved, output=output, index_url=index_url,
         find_links=tuple(find_links or ()), allow_replace=tuple(allow_replace or ()),
-        optional=tuple(optional) if optional else DEFAULT_OPTIONAL, cache_dir=cache_dir))
+        optional=tuple(optional) if optional else DEFAULT_OPTIONAL, cache_dir=cache_dir,
+        portable=portable))
     if as_json:
         print_json({
             "output": str(result.output), "target": result.target,

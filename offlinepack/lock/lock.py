@@ -41,6 +41,7 @@ class LockOptions:
     optional: tuple[str, ...] = DEFAULT_OPTIONAL
     uv: str | None = None
     cache_dir: Path | None = None
+    portable: bool = False  # file names + hashes instead of download URLs (for locks kept in a repository)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -294,8 +295,11 @@ def lock_requirements(options: LockOptions) -> LockResult:
         "replaced": [{"name": n, "target-version": old, "version": new} for n, old, new in replaced],
         "notices": [str(item) for item in held_back],
     }
+    if options.portable:
+        tool["files-from-index"] = True
     text = render_pylock(list(packages.values()), environments=[target_environment_marker(target.markers)],
-                         requires_python=f"=={target.python_minor}.*", tool=tool)
+                         requires_python=f"=={target.python_minor}.*", tool=tool,
+                         portable=options.portable)
     validate_pylock(text, str(options.output))
     write_atomically(text, options.output)
     return LockResult(output=options.output, target=target.name, packages=tuple(packages.values()),

@@ -4,6 +4,8 @@ What the file holds (contract 2, read by `offlinepack build` with packaging.pylo
 - `[[packages]]`: only what the target lacks; wheels filtered to the target's own tags (an sdist is
   kept only when no wheel fits); every file has `url` (remote) or absolute `path` (local), and
   `hashes.sha256`, plus `size` when known;
+- portable locks (`--portable`) write index files as a bare relative `path` (the file name) instead of
+  their `url`, and set `[tool.offlinepack].files-from-index = true`: build looks them up on the index;
 - `[tool.offlinepack]`: `target`, `approximate`, `provided` (held distributions the resolution needs,
   with the target's versions), `optional`, `replaced`, `requested`, `notices`.
 """
@@ -133,9 +135,13 @@ def _key(key: str) -> str:
     return key if key.replace("-", "").replace("_", "").isalnum() else json.dumps(key)
 
 
-def _file_table(file: LockedFile) -> dict[str, Any]:
+def _file_table(file: LockedFile, portable: bool) -> dict[str, Any]:
     table: dict[str, Any] = {"name": file.filename}
-    if file.url:
+    if portable and file.url:
+        # No download address: `offlinepack build` finds the file by name and sha256 on the index it is given
+        # (or the machine's configured one), so a committed lock names no host and works behind a mirror.
+        table["path"] = file.filename
+    elif file.url:
         table["url"] = file.url
     else:
         table["path"] = file.path
@@ -147,18 +153,18 @@ def _file_table(file: LockedFile) -> dict[str, Any]:
 
 def render_pylock(
     packages: Sequence[LockedPackage], *, environments: Sequence[str], requires_python: str,
-    tool: Mapping[str, Any],
+    tool: Mapping[str, Any], portable: bool = False,
 ) -> str:
     lines = ['lock-version = "1.0"', f"environments = {_toml(list(environments))}",
              f"requires-python = {_toml(requires_python)}", 'created-by = "offlinepack"', ""]
     for package in sorted(packages, key=lambda p: p.name):
         lines += ["[[packages]]", f"name = {_toml(package.name)}", f"version = {_toml(package.version)}"]
-        wheels = [_file_table(f) for f in package.files if f.kind == "wheel"]
+        wheels = [_file_table(f, portable) for f in package.files if f.kind == "wheel"]
         if wheels:
             lines.append(f"wheels = {_toml(wheels)}")
         for file in package.files:
             if file.kind == "sdist":
-                lines.append(f"sdist = {_toml(_file_table(file))}")
+                lines.append(f"sdist = {_toml(_file_table(file, portable))}")
         lines.append("")
     lines.append("[tool.offlinepack]")
     lines += [f"{_key(k)} = {_toml(v)}" for k, v in tool.items()]
