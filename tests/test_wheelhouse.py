@@ -431,3 +431,23 @@ def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path:
                            str(tmp_path / "again"), str(wheel)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "again" / "offlinepack" / "runtime" / "bootstrap.py").read_bytes() == bootstrap.read_bytes()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_reference_lock_builds_from_the_public_index(tmp_path: Path) -> None:
+    """Opt-in (`pytest -m network`): the committed Vesuvius lock for kaggle-gpu, downloaded for real."""
+    from offlinepack.target import resolve_target
+
+    repo = Path(__file__).resolve().parent.parent
+    result = build_wheelhouse(BuildOptions(lock=repo / "lockfiles" / "vesuvius" / "pylock.toml",
+                                           target=resolve_target("kaggle-gpu"), output=tmp_path / "out",
+                                           cache_dir=tmp_path / "cache", dataset_id="alice/vesuvius-wheels",
+                                           environ={}))
+    names = {f.package for f in result.files}
+    assert {"nnunetv2", "acvl-utils", "imagecodecs", "connected-components-3d", "offlinepack"} <= names
+    assert not names & {"torch", "numpy", "triton"}  # the kernel has them: never shipped
+    assert {"nnunetv2", "acvl-utils"} <= set(result.built)
+    assert [f.optional for f in result.files if f.package == "imagecodecs"] == [True]
+    for f in result.files:
+        assert sha256_of(tmp_path / "out" / f.path) == f.sha256
