@@ -34,6 +34,9 @@ from offlinepack.wheelhouse.select import Plan, PlannedFile, plan_files
 from offlinepack.wheelhouse.selfwheel import SelfWheel, find_bootstrap, offlinepack_wheel, wheel_info
 
 
+KAGGLE_FILE_LIMIT = 1000  # a dataset file-count cap Kaggle has enforced (may be gone today)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BuildOptions:
     lock: Path
@@ -81,7 +84,12 @@ def _ignore(_: Progress) -> None:
     pass
 
 
+def _problems_of(error: OfflinepackError) -> list[str]:
+    return list(error.problems) if error.problems else [error.message]
+
+
 def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadata]:
+    """Lock, per-target plan, dataset metadata and output folder, every problem collected before failing."""
     problems: list[str] = []
     lock = plan = meta = None
     output = Path(options.output)
@@ -91,18 +99,16 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
         problems.append(f"output {output} already exists (pass --force to replace it once the new one is complete)")
     if not output.parent.is_dir():
         problems.append(f"output's parent folder {output.parent} does not exist")
-    for stage in ("lock", "plan", "dataset"):
-        try:
-            if stage == "lock":
-                lock = read_lock(options.lock)
-            elif stage == "plan" and lock is not None:
-                plan = plan_files(lock, options.target)
-            elif stage == "dataset":
-                meta = dataset_metadata(dataset_id=options.dataset_id, title=options.title, license=options.license,
-                                        default_slug=output.name, target_name=options.target.name,
-                                        environ=options.environ)
-        except OfflinepackError as error:
-            problems.extend(error.problems if error.problems else [error.message])
+    try:
+        lock = read_lock(options.lock)
+        plan = plan_files(lock, options.target)
+    except OfflinepackError as error:
+        problems += _problems_of(error)
+    try:
+        meta = dataset_metadata(dataset_id=options.dataset_id, title=options.title, license=options.license,
+                                default_slug=output.name, target_name=options.target.name, environ=options.environ)
+    except OfflinepackError as error:
+        problems += _problems_of(error)
     if problems or lock is None or plan is None or meta is None:
         raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems,
                                hint="fix the lines above; all problems found are listed")
@@ -243,6 +249,9 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
     warnings = []
     if lock.target_name and lock.target_name != options.target.name:
         warnings.append(f"the lock was made for target {lock.target_name!r}, this build is for {options.target.name!r}")
+    if len(files) + 4 > KAGGLE_FILE_LIMIT:
+        warnings.append(f"{len(files) + 4} files: Kaggle datasets have held at most {KAGGLE_FILE_LIMIT} files; "
+                        "upload with `kaggle datasets create -r zip` if it is refused")
     if meta.placeholder:
         warnings.append(f"dataset id {meta.id!r} is a placeholder: pass --dataset-id owner/slug or set KAGGLE_USERNAME, "
                         f"or edit {output / METADATA_NAME} before `kaggle datasets create`")
