@@ -8,6 +8,8 @@ submission.zip is kept; masks already written stay in the work folder for a resu
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -33,6 +35,12 @@ def _split(values: list[str] | None, kind: type) -> list | None:
     return out
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def kaggle_root_from_env() -> Path:
     return Path(os.environ.get("OFFLINEPACK_KAGGLE_ROOT") or "/kaggle")
 
@@ -44,6 +52,14 @@ class _Renderer:
         self.enabled = enabled
         self.bar: Progress | None = None
         self.task = None
+        self.started = time.monotonic()
+        self.computed = 0  # volumes finished in this run (reused ones say nothing about speed)
+
+    def _eta(self, done: int, total: int) -> str:
+        if not self.computed or done >= total:
+            return ""
+        per_volume = (time.monotonic() - self.started) / self.computed
+        return f", ETA {_duration(per_volume * (total - done))}"
 
     def __call__(self, event) -> None:
         if not self.enabled:
@@ -59,9 +75,13 @@ class _Renderer:
                 self.bar.start()
                 self.task = self.bar.add_task("volumes", total=event.total, completed=event.done)
         elif event.event == "volume":
+            if event.status == "reused":
+                self.started = time.monotonic()
+            else:
+                self.computed += 1
             took = f" in {event.seconds:.1f} s" if event.seconds is not None else ""
             why = f": {event.message}" if event.message else ""
-            line = f"[{event.done}/{event.total}] {event.id}: {event.status}{took}{why}"
+            line = f"[{event.done}/{event.total}] {event.id}: {event.status}{took}{why}{self._eta(event.done, event.total)}"
             if self.bar is not None:
                 self.bar.update(self.task, completed=event.done, description=f"volumes (last: {event.id})")
                 if event.status == "failed":
@@ -122,7 +142,10 @@ def run(
     )
     renderer = _Renderer(enabled=not as_json)
     try:
-        report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle_root_from_env())
+        with warnings.catch_warnings():
+            # library warnings (e.g. "no CUDA GPU: running on CPU") as plain `warning:` lines
+            warnings.showwarning = lambda message, *rest, **kw: err_console.print(f"warning: {message}", markup=False)
+            report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle_root_from_env())
     finally:
         renderer.stop()
     if as_json:

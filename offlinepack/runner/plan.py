@@ -56,13 +56,13 @@ def plan_run(
                 hint=f"pass --model PATH (nnU-Net folder, TorchScript file, built-in checkpoint), or --model {DEMO_MODEL} for the bundled demo",
             )
         # the embedded default: bundled checkpoint on a synthetic competition-like sample
-        demo = True
         sample = write_demo_input(demo_input_dir(temp_root))
-        inference = {"mirror_axes": (), **config.inference}  # mirroring buys nothing on the demo and costs 8x
-        config = replace(config, models=(DEMO_MODEL,), input=sample, inference=inference)
-    models = tuple(DEMO_CHECKPOINT if m == DEMO_MODEL else Path(m) for m in config.models)
-    if any(m == DEMO_MODEL for m in config.models):
+        config = replace(config, models=(DEMO_MODEL,), input=sample)
+    if DEMO_MODEL in config.models:
         demo = True
+        # mirroring buys the synthetic-sheet model nothing and costs 8x: off unless asked for
+        config = replace(config, inference={"mirror_axes": (), **config.inference})
+    models = tuple(DEMO_CHECKPOINT if m == DEMO_MODEL else Path(m) for m in config.models)
     missing = [str(m) for m in models if not m.exists()]
     if missing:
         raise OfflinepackError(

@@ -1,0 +1,228 @@
+"""`offlinepack run / validate / runs` end to end through the CLI, with the real volumes reader, the
+real inference engine (bundled demo U-Net on CPU) and real TIFFs read back the scorer's way."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from offlinepack.cli.app import app
+from offlinepack.demo.sample import write_lzw_tiff
+from offlinepack.demo.synthetic import make_sheet_volume
+from offlinepack.submission import read_tiff_like_scorer
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = (64, 64, 64)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No Kaggle here (an empty fake root), a private temp folder, the test's folder as cwd."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle"), "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _competition(folder: Path, ids: dict[str, tuple[int, int, int]], csv_ids: list[str] | None = None) -> Path:
+    images = folder / "test_images"
+    images.mkdir(parents=True)
+    for seed, (ident, shape) in enumerate(ids.items()):
+        write_lzw_tiff(make_sheet_volume(shape, seed=100 + seed).image, images / f"{ident}.tif")
+    rows = csv_ids if csv_ids is not None else list(ids)
+    (folder / "test.csv").write_text("id,scroll_id\n" + "".join(f"{i},1\n" for i in rows))
+    return folder
+
+
+def _invoke(args: list[str], env: dict[str, str]):
+    return CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+
+
+def _ledger(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_demo_run_with_no_arguments_gives_a_valid_zip(tmp_path: Path, env: dict[str, str]) -> None:
+    result = _invoke(["run"], env)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "submission.zip"
+    assert "demo" in result.output and f"wrote {out}" in result.output
+    with zipfile.ZipFile(out) as archive:
+        assert archive.namelist() == ["1000001.tif"]
+        mask = read_tiff_like_scorer(archive.read("1000001.tif"))
+    assert mask.shape == (128, 128, 128) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    assert 0.02 < mask.mean() < 0.4  # the demo model finds the sheets, not nothing and not everything
+    (record,) = _ledger(tmp_path / "offlinepack-runs.jsonl")
+    assert record["status"] == "ok" and record["submission"]["size"] == out.stat().st_size
+    assert record["volumes"][0]["shape"] == [128, 128, 128] and record["volumes"][0]["dtype"] == "uint8"
+    assert record["models"] and all(len(m["sha256"]) == 64 for m in record["models"])
+    assert record["environment"]["tiff_reader"] and record["environment"]["packages"]["torch"]
+    validated = _invoke(["validate", str(out), "--input", record["input"]["root"]], env)
+    assert validated.exit_code == 0 and "valid:" in validated.output
+
+
+def test_small_volumes_resumable_and_overwrite(tmp_path: Path, env: dict[str, str]) -> None:
+    data = _competition(tmp_path / "comp", {"11": SMALL, "22": (64, 80, 72)})
+    args = ["run", "--model", "demo", "--input", str(data), "-o", str(tmp_path / "out" / "submission.zip"),
+            "--ledger", str(tmp_path / "extra.jsonl"), "--json"]
+    first = _invoke(args, env)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert [v["id"] for v in report["volumes"]] == ["11", "22"] and not any(v["reused"] for v in report["volumes"])
+    with zipfile.ZipFile(tmp_path / "out" / "submission.zip") as archive:
+        assert read_tiff_like_scorer(archive.read("22.tif")).shape == (64, 80, 72)
+    second = json.loads(_invoke(args, env).stdout)
+    assert all(v["reused"] for v in second["volumes"])
+    assert second["submission"]["sha256"] == report["submission"]["sha256"]
+    third = json.loads(_invoke([*args, "--overwrite"], env).stdout)
+    assert not any(v["reused"] for v in third["volumes"])
+    changed = json.loads(_invoke([*args, "--threshold", "0.7"], env).stdout)  # settings changed: nothing reused
+    assert not any(v["reused"] for v in changed["volumes"])
+    assert len(_ledger(tmp_path / "out" / "offlinepack-runs.jsonl")) == 4 == len(_ledger(tmp_path / "extra.jsonl"))
+
+
+def test_bad_volumes_fail_by_id_others_go_on_old_zip_kept_then_resume(tmp_path: Path, env: dict[str, str]) -> None:
+    data = _competition(tmp_path / "comp", {"11": SMALL}, csv_ids=["11", "2d", "trunc", "4d", "gone"])
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(data / "test_images" / "2d.tif")
+    good = (data / "test_images" / "11.tif").read_bytes()
+    (data / "test_images" / "trunc.tif").write_bytes(good[: len(good) // 2])
+    import tifffile
+
+    tifffile.imwrite(data / "test_images" / "4d.tif", np.zeros((2, 4, 8, 8), np.uint8))
+    out = tmp_path / "submission.zip"
+    out.write_bytes(b"the previous good submission")
+    result = _invoke(["run", "--model", "demo", "--input", str(data)], env)
+    assert result.exit_code == 1, result.output
+    for ident in ("2d", "trunc", "4d", "gone"):
+        assert f"volume {ident} failed" in result.output
+    assert out.read_bytes() == b"the previous good submission"
+    assert (tmp_path / "submission-masks" / "11.tif").is_file()
+    (record,) = _ledger(tmp_path / "offlinepack-runs.jsonl")
+    assert record["status"] == "failed" and record["submission"] is None
+    assert sorted(f["id"] for f in record["failures"]) == ["2d", "4d", "gone", "trunc"]
+    assert [v["id"] for v in record["volumes"]] == ["11"]
+    # the user drops the broken ids: the good volume's mask is reused, the zip is written
+    (data / "test.csv").write_text("id,scroll_id\n11,1\n")
+    for name in ("2d", "trunc", "4d"):
+        (data / "test_images" / f"{name}.tif").unlink()
+    again = _invoke(["run", "--model", "demo", "--input", str(data), "--json"], env)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["volumes"][0]["reused"] is True
+    assert zipfile.ZipFile(out).namelist() == ["11.tif"]
+
+
+def test_nan_model_output_fails_that_volume_by_id(tmp_path: Path, env: dict[str, str]) -> None:
+    torch = pytest.importorskip("torch")
+    from offlinepack.demo import DEMO_CHECKPOINT
+    from offlinepack.models.builtin_unet import load_checkpoint, save_checkpoint
+
+    model, config = load_checkpoint(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    save_checkpoint(model, config, tmp_path / "nan-model")
+    data = _competition(tmp_path / "comp", {"11": SMALL})
+    result = _invoke(["run", "--model", str(tmp_path / "nan-model"), "--input", str(data), "--mirror-axes", "none"], env)
+    assert result.exit_code == 1
+    assert "volume 11 failed" in result.output
+    assert "NaN" in result.output or "non-finite" in result.output
+    assert not (tmp_path / "submission.zip").exists()
+
+
+def test_output_not_writable_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "a-file").write_text("x")
+    result = _invoke(["run", "-o", str(tmp_path / "a-file" / "submission.zip")], env)
+    assert result.exit_code == 2 and "is not writable" in result.output and "hint:" in result.output
+
+
+def test_zip_write_failure_like_a_full_disk_keeps_old_zip(tmp_path: Path, env: dict[str, str]) -> None:
+    """A real EFBIG from RLIMIT_FSIZE while the zip is written (masks reused from a first run)."""
+    data = _competition(tmp_path / "comp", {"11": SMALL, "22": SMALL})
+    out = tmp_path / "out" / "submission.zip"
+    assert _invoke(["run", "--model", "demo", "--input", str(data), "-o", str(out)], env).exit_code == 0
+    good = out.read_bytes()
+    out.write_bytes(b"previous")  # so a replacement would show
+    limit = max(len(good) // 2, 16_384)
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "offlinepack", "run", "--model", "demo", "--input", str(data), "-o", str(out)],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, preexec_fn=small_files, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "could not write" in result.stderr and "previous submission.zip is unchanged" in result.stderr
+    assert out.read_bytes() == b"previous"
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".submission.zip")]
+
+
+def test_bad_run_toml_key_is_named(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "run.toml").write_text('modles = ["demo"]\n[post]\nthreshold = 0.4\n')
+    result = _invoke(["run", "--config", str(tmp_path / "run.toml")], env)
+    assert result.exit_code == 2 and "unknown key 'modles'" in result.output
+
+
+def test_missing_input_folder_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
+    result = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere")], env)
+    assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_kernel_layout_default_output_in_working(tmp_path: Path, env: dict[str, str]) -> None:
+    kaggle = tmp_path / "kaggle"
+    (kaggle / "working").mkdir(parents=True)
+    _competition(kaggle / "input" / "competitions" / "vesuvius-challenge-surface-detection", {"7": SMALL})
+    result = _invoke(["run", "--model", "demo"], {**env, "OFFLINEPACK_KAGGLE_ROOT": str(kaggle)})
+    assert result.exit_code == 0, result.output
+    assert zipfile.ZipFile(kaggle / "working" / "submission.zip").namelist() == ["7.tif"]
+    assert (kaggle / "working" / "offlinepack-runs.jsonl").is_file()
+
+
+def test_validate_cli_exit_codes_and_json(tmp_path: Path, env: dict[str, str]) -> None:
+    data = _competition(tmp_path / "comp", {"11": SMALL})
+    good = tmp_path / "good.zip"
+    from offlinepack.submission import write_mask_tiff
+
+    mask = write_mask_tiff(np.zeros(SMALL, np.uint8), tmp_path / "m.tif")
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.write(mask, "11.tif")
+    assert _invoke(["validate", str(good), "--input", str(data)], env).exit_code == 0
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.write(mask, "nested/11.tif")
+        archive.writestr("extra.txt", "x")
+    result = _invoke(["validate", str(bad), "--input", str(data)], env)
+    assert result.exit_code == 1
+    assert "problem: nested/11.tif: nested entry" in result.output and "problem: 11.tif: missing" in result.output
+    report = json.loads(_invoke(["validate", str(bad), "--input", str(data), "--json"], env).stdout)
+    assert report["valid"] is False and len(report["problems"]) == 3
+    assert _invoke(["validate", str(good), "--input", str(tmp_path / "nowhere")], env).exit_code == 2
+
+
+def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:
+    ledger = tmp_path / "runs.jsonl"
+    from offlinepack.ledger import append_record
+
+    append_record(ledger, {"type": "run", "run_id": "20261125T100000Z-abc123", "finished": "2026-11-25T10:01:00Z",
+                           "status": "ok", "volumes": [{}], "failures": [], "submission": {"sha256": "f" * 64, "size": 2_000_000}})
+    assert "no runs recorded" in _invoke(["runs", "--ledger", str(tmp_path / "empty.jsonl")], env).output
+    noted = _invoke(["runs", "note", "20261125T1000", "--public-lb", "0.551", "--text", "thr 0.4", "--ledger", str(ledger)], env)
+    assert noted.exit_code == 0 and "20261125T100000Z-abc123" in noted.output
+    listing = _invoke(["runs", "--ledger", str(ledger)], env)
+    assert listing.exit_code == 0 and "0.551" in listing.output and "ffffffffffff" in listing.output
+    data = json.loads(_invoke(["runs", "--ledger", str(ledger), "--json"], env).stdout)
+    assert data["runs"][0]["public_lb"] == 0.551 and data["runs"][0]["notes"][0]["text"] == "thr 0.4"
+    missing = _invoke(["runs", "--ledger", str(ledger), "note", "zzz", "--public-lb", "1"], env)
+    assert missing.exit_code == 2 and "no run 'zzz'" in missing.output
