@@ -451,3 +451,44 @@ def test_reference_lock_builds_from_the_public_index(tmp_path: Path) -> None:
     assert [f.optional for f in result.files if f.package == "imagecodecs"] == [True]
     for f in result.files:
         assert sha256_of(tmp_path / "out" / f.path) == f.sha256
+
+
+def test_portable_lock_files_are_found_on_the_index_and_a_warm_rebuild_needs_no_index(
+        local_index: LocalIndex, tmp_path: Path, self_wheel: Path) -> None:
+    """`offlinepack lock --portable`: bare file names + hashes; build finds them on the index by name."""
+    root = local_index.root
+    wheel = make_wheel(root, "alpha", "1.0", tag="cp312-cp312-manylinux_2_28_x86_64")
+    make_wheel(root, "alpha", "0.9")  # the page lists more than the one we want
+    sdist = make_sdist(root, "beta-pkg", "2.0")
+    lock = write_lock(tmp_path / "pylock.toml", [
+        {"name": "alpha", "version": "1.0", "wheels": [
+            f'{{name = "{wheel.name}", path = "{wheel.name}", hashes = {{sha256 = "{sha256_of(wheel)}"}}}}']},
+        {"name": "beta-pkg", "version": "2.0",
+         "sdist": f'{{path = "{sdist.name}", hashes = {{sha256 = "{sha256_of(sdist)}"}}}}'},
+    ], tool="files-from-index = true")
+    project = {"lock": lock, "out": tmp_path / "out", "cache": tmp_path / "cache"}
+    result = build_wheelhouse(options(project, self_wheel, index_urls=(local_index.url,)))
+    assert sorted(result.downloaded) == sorted([wheel.name, sdist.name]) and result.built == ("beta-pkg",)
+    assert sorted(local_index.requests) == sorted(["/simple/alpha/", "/simple/beta-pkg/", f"/files/{wheel.name}",
+                                                   f"/files/{sdist.name}"])
+    # warm: every file is in the cache by hash, so the index is not even asked (it may be unreachable)
+    again = build_wheelhouse(options(project, self_wheel, force=True, index_urls=(f"http://127.0.0.1:{_closed_port()}/simple/",)))
+    assert again.downloaded == () and len(local_index.requests) == 4
+
+
+def test_portable_lock_file_missing_from_every_index_is_named(local_index: LocalIndex, tmp_path: Path,
+                                                              self_wheel: Path) -> None:
+    gone = make_wheel(tmp_path / "elsewhere", "alpha", "1.0")
+    make_wheel(local_index.root, "alpha", "0.9")
+    lock = write_lock(tmp_path / "pylock.toml", [
+        {"name": "alpha", "version": "1.0",
+         "wheels": [f'{{path = "{gone.name}", hashes = {{sha256 = "{sha256_of(gone)}"}}}}']}],
+        tool="files-from-index = true")
+    project = {"lock": lock, "out": tmp_path / "out", "cache": tmp_path / "cache"}
+    dead = f"http://127.0.0.1:{_closed_port()}/simple/"
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, index_urls=(local_index.url, dead)))
+    assert caught.value.problems == (
+        f"cannot find {gone.name} (alpha) on the package index: {local_index.url}alpha/ (not listed); "
+        f"{dead}alpha/ (Connection refused)",)
+    assert not project["out"].exists()

@@ -81,12 +81,15 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (only once the new "
                                         "one is complete).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel downloads.")] = 8,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="Index (PEP 503 simple URL) to find a portable "
+                                                  "lock's files on (default: $OFFLINEPACK_INDEX_URL, $UV_INDEX_URL, "
+                                                  "$PIP_INDEX_URL, else pip's default index).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Download (through the cache), verify and build the wheels a target lacks into a flat Kaggle dataset folder."""
     options = BuildOptions(lock=lock, target=resolve_target(target), output=output, dataset_id=dataset_id,
                            title=title, license=license, cache_dir=cache_dir, force=force, jobs=jobs,
-                           environ=dict(os.environ))
+                           index_urls=(index_url,) if index_url else None, environ=dict(os.environ))
     bars = _Bars(enabled=not as_json and err_console.is_terminal)
     with bars.progress:
         result = build_wheelhouse(options, progress=bars)

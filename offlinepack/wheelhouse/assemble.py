@@ -25,7 +25,8 @@ from offlinepack.errors import OfflinepackError
 from offlinepack.target import Target
 from offlinepack.wheelhouse.cache import Cache, default_cache_dir, place
 from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
-from offlinepack.wheelhouse.download import FetchResult, ProgressCallback, Progress, fetch_all
+from offlinepack.wheelhouse.download import FetchResult, Progress, ProgressCallback, fetch_all
+from offlinepack.wheelhouse.index import default_index_urls
 from offlinepack.wheelhouse.lockfile import LockFile, dumps_lock, read_lock, rewrite_lock
 from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, LOCK_NAME, MANIFEST_NAME, METADATA_NAME, SizeReport,
                                              WheelhouseFile, manifest, size_report)
@@ -48,6 +49,7 @@ class BuildOptions:
     cache_dir: Path | None = None  # None: $OFFLINEPACK_CACHE or ~/.cache/offlinepack
     force: bool = False
     jobs: int = 8
+    index_urls: tuple[str, ...] | None = None  # for portable locks' bare file names; None: from the environment
     self_wheel: Path | None = None  # a prebuilt offlinepack wheel; None builds (or reuses) one
     build_python: str | None = None  # interpreter for sdist builds; None: the running one
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -197,10 +199,12 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
     with ThreadPoolExecutor(max_workers=1) as side:
         # offlinepack's own wheel (a build on the first run) overlaps the downloads
         own_future: Future[SelfWheel] | None = side.submit(_self_wheel, options, cache_root) if needs_self else None
-        fetched = fetch_all(plan.files, Cache(cache_root), jobs=options.jobs, progress=progress)
+        index_urls = default_index_urls(options.environ) if options.index_urls is None else options.index_urls
+        fetched = fetch_all(plan.files, Cache(cache_root), jobs=options.jobs, progress=progress,
+                            index_urls=index_urls)
         own = own_future.result() if own_future is not None else None
     if fetched.problems:
-        unreachable = any("cannot download" in p for p in fetched.problems)
+        unreachable = any(p.startswith(("cannot download", "cannot find")) for p in fetched.problems)
         raise OfflinepackError(
             f"{len(fetched.problems)} file(s) could not be fetched; nothing was written to {options.output}",
             problems=fetched.problems,

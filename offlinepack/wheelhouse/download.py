@@ -10,11 +10,12 @@ import shutil
 import urllib.error
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from offlinepack.errors import OfflinepackError
 from offlinepack.wheelhouse.cache import Cache
+from offlinepack.wheelhouse.index import locate
 from offlinepack.wheelhouse.select import PlannedFile
 
 
@@ -79,8 +80,11 @@ def _describe(error: BaseException) -> str:
 
 
 def fetch_all(files: Sequence[PlannedFile], cache: Cache, *, jobs: int = 8, progress: ProgressCallback = _ignore,
-              timeout: float = 60.0) -> FetchResult:
-    """Make every file of `files` available in `cache`; never raises for a per-file failure."""
+              timeout: float = 60.0, index_urls: Sequence[str] = ()) -> FetchResult:
+    """Make every file of `files` available in `cache`; never raises for a per-file failure.
+
+    Files without a URL (portable locks) are first looked up by name on `index_urls`.
+    """
     cached: dict[str, Path] = {}
     missing: list[PlannedFile] = []
     for item in files:
@@ -90,6 +94,12 @@ def fetch_all(files: Sequence[PlannedFile], cache: Cache, *, jobs: int = 8, prog
         elif item.sha256 not in {m.sha256 for m in missing}:
             missing.append(item)
     problems: list[str] = []
+    unplaced = [(m.package, m.filename) for m in missing if m.url is None]
+    if unplaced:
+        located = locate(unplaced, index_urls, jobs=jobs, timeout=timeout)
+        problems += located.problems
+        missing = [replace(m, url=located.urls[m.filename]) if m.url is None else m
+                   for m in missing if m.url is not None or m.filename in located.urls]
     downloaded: list[str] = []
     total_bytes = 0
     if missing:

@@ -27,7 +27,9 @@ class PlannedFile:
     version: str
     kind: Literal["wheel", "sdist"]
     filename: str
-    url: str  # http(s) or file URL, relative paths already resolved against the lock's folder
+    # http(s) or file URL (relative paths resolved against the lock's folder); None: a portable lock's bare
+    # file name with no such file next to the lock, to be looked up on the package index
+    url: str | None
     sha256: str
     size: int | None
     optional: bool
@@ -43,11 +45,12 @@ def best_tags(target: Target, count: int = 3) -> str:
     return ", ".join(target.tags[:count])
 
 
-def _source_url(lock: LockFile, url: str | None, path: str | None) -> str:
-    if path:  # PEP 751: relative paths are relative to the lock's folder
-        resolved = (lock.path.parent / path).resolve() if not Path(path).is_absolute() else Path(path)
-        return urljoin("file:", pathname2url(str(resolved)))
-    assert url  # packaging guarantees url or path
+def _source_url(lock: LockFile, url: str | None, path: str | None) -> str | None:
+    """A file next to the lock first (works offline), then the lock's URL, else None (look it up)."""
+    if path:
+        resolved = (lock.path.parent / path).resolve()  # PEP 751: relative to the lock's folder
+        if resolved.is_file():
+            return urljoin("file:", pathname2url(str(resolved)))
     return url
 
 
