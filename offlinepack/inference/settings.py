@@ -1,0 +1,110 @@
+"""Inference settings and the decisions made from host facts (devices, precision, batch, memory).
+
+The decision functions are pure: host facts (CUDA device count, compute capability, free bytes) are
+parameters, so tests can be any machine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from offlinepack.errors import OfflinepackError
+
+PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+MAX_AUTO_BATCH = 8  # measured on H100 (DOMAIN.md): batch 8 fp16 fastest; more only costs memory
+MEMORY_MARGIN = 0.10  # keep 10 % of free memory for cuDNN workspaces and fragmentation
+
+
+class InferenceError(OfflinepackError):
+    """Inference cannot run or produced unusable output."""
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How to run: tile overlap, TTA flips (network axis order), batch (None: from free memory),
+    precision ("auto": fp16 on CUDA, fp32 on CPU), device ("auto": every visible GPU, else CPU),
+    compile (torch.compile the networks; opt-in, not verified on a GPU yet)."""
+
+    step_size: float = 0.5
+    mirror_axes: tuple[int, ...] = (0, 1, 2)
+    batch_size: int | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mirror_axes", tuple(int(a) for a in self.mirror_axes))
+        problems = []
+        if not 0 < self.step_size <= 1:
+            problems.append(f"step_size must be in (0, 1], got {self.step_size}")
+        if any(a not in (0, 1, 2) for a in self.mirror_axes) or len(set(self.mirror_axes)) != len(self.mirror_axes):
+            problems.append(f"mirror_axes must be distinct axes among 0, 1, 2, got {list(self.mirror_axes)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            problems.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if problems:
+            raise InferenceError("invalid inference settings", problems=problems)
+
+
+def resolve_devices(device: str, cuda_count: int) -> tuple[str, ...]:
+    """Which devices to use: "auto" -> every visible GPU, else CPU; "cuda" -> every GPU."""
+    if device == "cpu" or (device == "auto" and cuda_count == 0):
+        return ("cpu",)
+    if cuda_count == 0:
+        raise InferenceError(f"device {device!r} requested but no CUDA GPU is visible", hint="use --device cpu (slow) or run on a GPU machine")
+    if device in ("auto", "cuda"):
+        return tuple(f"cuda:{i}" for i in range(cuda_count))
+    index = int(device[5:])
+    if index >= cuda_count:
+        raise InferenceError(f"device {device} does not exist (visible GPUs: {cuda_count})")
+    return (device,)
+
+
+def resolve_precision(precision: str, device_type: str, capability: tuple[int, int] | None) -> tuple[str, str | None]:
+    """(precision to use, warning or None). Auto never picks bf16: it measured slower than fp16 on an
+    H100, and T4s (compute capability 7.5) have no bf16 at all. CPU runs fp32."""
+    if device_type == "cpu":
+        if precision in ("fp16", "bf16"):
+            return "fp32", f"{precision} requested on CPU: running fp32 (half-precision 3D convolutions are slow or missing on CPU)"
+        return "fp32", None
+    if precision == "auto":
+        return "fp16", None
+    if precision == "bf16" and (capability is None or capability < (8, 0)):
+        return "fp16", f"bf16 requested but this GPU (compute capability {capability}) has no native bf16: using fp16"
+    return precision, None
+
+
+def accumulator_bytes(volume_shape: tuple[int, ...], patch_size: tuple[int, ...], num_outputs: int) -> int:
+    """Device memory for one volume's sums: logits + weights (fp32) over the padded volume, plus the
+    normalised input and its padded copy."""
+    voxels = math.prod(max(v, p) for v, p in zip(volume_shape, patch_size))
+    return voxels * 4 * (num_outputs + 1 + 2)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    batch_size: int
+    accumulate_on: str  # "device" or "host"
+
+
+def plan_memory(
+    free_bytes: int, per_sample_bytes: int, accumulator: int, max_batch: int = MAX_AUTO_BATCH
+) -> MemoryPlan:
+    """Largest batch that fits next to the accumulator on the device; when no batch fits that way,
+    sums go to host memory (slower, but the volume still runs). Batch is at least 1: the runner's
+    out-of-memory handling has the last word."""
+    usable = int(free_bytes * (1 - MEMORY_MARGIN))
+    per_sample = max(per_sample_bytes, 1)
+    on_device = (usable - accumulator) // per_sample
+    if on_device >= 1:
+        return MemoryPlan(batch_size=int(min(on_device, max_batch)), accumulate_on="device")
+    return MemoryPlan(batch_size=int(max(1, min(usable // per_sample, max_batch))), accumulate_on="host")
+
+
+def cpu_batch_size(patch_size: tuple[int, ...]) -> int:
+    """CPU gains little from batching; small patches get a few per pass to cut Python overhead."""
+    return max(1, min(4, (1 << 21) // max(math.prod(patch_size), 1)))
