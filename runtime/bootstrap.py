@@ -561,7 +561,8 @@ def choose_target(explicit=None, kaggle_root="/kaggle"):
         if _writable(user):
             scheme = "posix_user" if os.name == "posix" else "nt_user"
             return InstallTarget(user, sysconfig.get_paths(scheme)["scripts"], "user site", True,
-                                 note + "; the user site is on sys.path of every new process")
+                                 note + "; the user site is on sys.path of every new process (in a notebook "
+                                 "started before it existed: import site; site.addsitedir(%r))" % user)
     working = os.path.join(kaggle_root, "working")
     base = working if os.path.isdir(working) else os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, ".offlinepack-site")
@@ -654,7 +655,7 @@ def find_uv(datasets):
 def installer_command(choice, uv, staging, files):
     if choice == "uv":
         return [uv, "pip", "install", "--python", sys.executable, "--no-deps", "--offline", "--no-index",
-                "--no-cache", "--quiet", "--target", staging] + files
+                "--quiet", "--target", staging] + files
     return [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--no-compile", "--quiet",
             "--disable-pip-version-check", "--no-warn-script-location", "--target", staging] + files
 
