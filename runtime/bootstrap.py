@@ -804,30 +804,34 @@ def bootstrap(options, tags=None):
         uv = find_uv(datasets) if choice in (None, "uv") else None
         if choice is None:
             choice = "uv" if uv else "pip"
+        missing = None
         if choice == "uv" and not uv:
-            report["problems"].append("uv was asked for (OFFLINEPACK_INSTALLER=uv) but is neither on PATH nor in a dataset")
+            missing = "uv was asked for (OFFLINEPACK_INSTALLER=uv) but is neither on PATH nor in a dataset"
         elif choice == "pip" and not _has_pip():
-            report["problems"].append("neither uv nor pip is available to this interpreter; put uv on PATH or in the dataset")
+            missing = "neither uv nor pip is available to this interpreter; put uv on PATH or a uv wheel in the dataset"
+        t0 = time.perf_counter()
+        error = missing
+        if missing:
+            report["problems"].append(missing)
         else:
-            t0 = time.perf_counter()
             try:
                 install([d.file for d in todo], target, choice, uv)
-                error = None
             except (RuntimeError, OSError) as exc:
                 error = str(exc)
-            report["install"] = {"installer": choice, "target": target.site, "kind": target.kind, "scripts": target.scripts,
-                                 "on_path": target.on_path, "note": target.note, "seconds": round(time.perf_counter() - t0, 3),
-                                 "files": [os.path.basename(d.file) for d in todo], "error": error}
-            for d in todo:
-                if error:
-                    d.status, d.severity = "install-failed", "warn" if d.optional else "fail"
-                    d.detail = "install failed: %s" % error.splitlines()[0][:300]
-                    d.fix = "see the installer's message above; free disk space or attach a writable --target"
-                else:
-                    d.status, d.detail = "installed", "installed now from %s" % os.path.basename(d.file)
-            if not error and not target.on_path:
-                if target.site not in sys.path:
-                    sys.path.insert(0, target.site)
+        report["install"] = {"installer": None if missing else choice, "target": target.site, "kind": target.kind,
+                             "scripts": target.scripts, "on_path": target.on_path, "note": target.note,
+                             "seconds": round(time.perf_counter() - t0, 3),
+                             "files": [] if missing else [os.path.basename(d.file) for d in todo], "error": error}
+        for d in todo:
+            if error:
+                d.status, d.severity = "install-failed", "warn" if d.optional else "fail"
+                d.detail = "not installed: %s" % error.splitlines()[0][:300]
+                d.fix = ("put uv on PATH or in the dataset" if missing
+                         else "see the installer's message above; free disk space or pass a writable --target DIR")
+            else:
+                d.status, d.detail = "installed", "installed now from %s" % os.path.basename(d.file)
+        if not error and not target.on_path and target.site not in sys.path:
+            sys.path.insert(0, target.site)
     elif todo:
         for d in todo:
             d.severity = "warn" if d.optional else "fail"
@@ -875,7 +879,9 @@ def render(report, out=None):
         if d["fix"] and d["severity"] != "ok":
             w("      fix: %s\n" % d["fix"])
     inst = report["install"]
-    if inst and inst.get("files"):
+    if inst and inst.get("error") and inst.get("installer"):
+        w("%s install failed, nothing was changed:\n  %s\n" % (sym["fail"], inst["error"].replace("\n", "\n  ")))
+    elif inst and inst.get("files"):
         w("installed %d file(s) into %s (%s) with %s in %.2f s\n" % (
             len(inst["files"]), inst["target"], inst["kind"], inst["installer"], inst["seconds"]))
     if inst and inst.get("note"):

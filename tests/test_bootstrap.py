@@ -291,3 +291,39 @@ def test_installs_on_the_oldest_and_newest_python(minor, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {p["name"]: p["status"] for p in report["packages"]} == {"beta": "installed", "imagecodecs": "installed"}
     assert venv_python(venv, "import beta, imagecodecs").returncode == 0
+
+
+def test_uv_carried_by_the_dataset_is_used_when_the_kernel_has_neither_uv_nor_pip(tmp_path):
+    offline = offline_prefix()
+    from tests.test_bootstrap_kit import UV
+
+    if UV is None:
+        pytest.skip("no uv binary to pack")
+    python = find_python("3.12")
+    if python is None:
+        pytest.skip("no Python 3.12")
+    venv = tmp_path / "kernel"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    house = write_wheelhouse(tmp_path / "kaggle" / "input" / "wheels", [{"wheel": make_wheel(tmp_path / "src", "beta", "1.0")},
+                                                                       {"wheel": make_wheel(tmp_path / "src", "imagecodecs", "1.0")}])
+    # a uv wheel laid out like the real one (the binary under uv-X.data/scripts/), stored uncompressed for speed
+    import zipfile
+
+    with zipfile.ZipFile(house / "uv-0.0.1-py3-none-manylinux_2_17_x86_64.whl", "w", zipfile.ZIP_STORED) as archive:
+        archive.write(UV, "uv-0.0.1.data/scripts/uv")
+        archive.writestr("uv-0.0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: uv\nVersion: 0.0.1\n")
+    proc = run_bootstrap(venv, house / "bootstrap.py", "--kaggle-root", str(tmp_path / "kaggle"), "--json",
+                         uv_on_path=False, prefix=offline, env={"TMPDIR": str(tmp_path)})
+    report = report_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["install"]["installer"] == "uv" and "uv" not in by_name(report)
+    assert venv_python(venv, "import beta").returncode == 0
+    # without that wheel: neither uv nor pip, a clear not-ready
+    (house / "uv-0.0.1-py3-none-manylinux_2_17_x86_64.whl").unlink()
+    venv2 = tmp_path / "kernel2"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv2)], check=True)
+    proc = run_bootstrap(venv2, house / "bootstrap.py", "--kaggle-root", str(tmp_path / "kaggle"), "--json",
+                         uv_on_path=False, prefix=offline)
+    second = report_of(proc)
+    assert proc.returncode == 2 and any("neither uv nor pip" in p for p in second["problems"])
+    assert by_name(second)["beta"]["status"] == "install-failed" and by_name(second)["beta"]["severity"] == "fail"
