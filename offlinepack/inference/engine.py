@@ -72,7 +72,7 @@ class Engine:
             per_model = []
             for model in self.models:
                 nets = [n if index == 0 else copy.deepcopy(n) for n in model.networks]
-                nets = [n.to(device).eval() for n in nets]
+                nets = [_place(n, device) for n in nets]
                 if settings.compile:
                     nets = [torch.compile(n) for n in nets]
                 per_model.append(nets)
@@ -244,6 +244,15 @@ class Engine:
                 torch.cuda.synchronize(state.device)
             state.sec_per_sample[index] = time.perf_counter() - start
         return state.per_sample_bytes.get(index, 0), state.sec_per_sample[index]
+
+
+def _place(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    network = network.to(device)
+    try:
+        network.eval()
+    except NotImplementedError:
+        pass  # torch.export modules refuse eval(); they are exported in inference form already
+    return network
 
 
 def _free_cuda_bytes(device: torch.device) -> int:

@@ -18,6 +18,7 @@ with batch_size 1).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -59,7 +60,9 @@ def _load_network(path: Path) -> torch.nn.Module:
     try:
         if path.suffix == ".pt2":
             return torch.export.load(str(path)).module()
-        return torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still loads
+            return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise ModelLoadError(f"{path}: cannot load network ({type(exc).__name__}: {exc})") from exc
 
