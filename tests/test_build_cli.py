@@ -124,3 +124,18 @@ def test_lock_then_build_end_to_end(tmp_path: Path, local_index: LocalIndex, mon
     assert data["built"] == ["helper"]
     manifest = json.loads((tmp_path / "out" / "offlinepack.json").read_text())
     assert {"name": "numpy", "version": "2.0.2"} in manifest["provided"]
+
+
+def test_index_url_option_finds_portable_lock_files(tmp_path: Path, local_index: LocalIndex,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.wheels import sha256_of
+
+    wheel = make_wheel(local_index.root, "alpha", "1.0")
+    lock = write_lock(tmp_path / "pylock.toml", [{"name": "alpha", "version": "1.0", "wheels": [
+        f'{{path = "{wheel.name}", hashes = {{sha256 = "{sha256_of(wheel)}"}}}}']}], tool="files-from-index = true")
+    target = tmp_path / "target.json"
+    dump_target(make_target(), target)
+    monkeypatch.setenv("OFFLINEPACK_CACHE", str(tmp_path / "cache"))
+    result = invoke(lock, "--target", target, "-o", tmp_path / "out", "--index-url", local_index.url, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["downloaded"] == [wheel.name] and "/simple/alpha/" in local_index.requests

@@ -492,3 +492,20 @@ def test_portable_lock_file_missing_from_every_index_is_named(local_index: Local
         f"cannot find {gone.name} (alpha) on the package index: {local_index.url}alpha/ (not listed); "
         f"{dead}alpha/ (Connection refused)",)
     assert not project["out"].exists()
+
+
+def test_index_urls_come_from_the_environment_then_pip() -> None:
+    from offlinepack.wheelhouse.index import default_index_urls, project_files
+
+    assert default_index_urls({"UV_INDEX_URL": "http://a/simple", "PIP_INDEX_URL": "http://b/simple",
+                               "PIP_EXTRA_INDEX_URL": "http://c/simple http://a/simple"}) == (
+        "http://a/simple", "http://c/simple")
+    assert default_index_urls({"OFFLINEPACK_INDEX_URL": "http://o/simple", "UV_INDEX_URL": "http://a/simple"})[0] == \
+        "http://o/simple"
+    pip_default = default_index_urls({})
+    assert len(pip_default) == 1 and pip_default[0].startswith("https://")  # pip's own default, named nowhere here
+    page = ('<a href="../../files/x/alpha-1.0-py3-none-any.whl#sha256=ab">alpha-1.0-py3-none-any.whl</a>'
+            '<a href="https://files.example/alpha%2B-1.0.tar.gz">x</a>')
+    assert project_files("http://i/simple/alpha/", page) == {
+        "alpha-1.0-py3-none-any.whl": "http://i/files/x/alpha-1.0-py3-none-any.whl",
+        "alpha+-1.0.tar.gz": "https://files.example/alpha%2B-1.0.tar.gz"}
