@@ -474,6 +474,8 @@ def test_portable_lock_files_are_found_on_the_index_and_a_warm_rebuild_needs_no_
     # warm: every file is in the cache by hash, so the index is not even asked (it may be unreachable)
     again = build_wheelhouse(options(project, self_wheel, force=True, index_urls=(f"http://127.0.0.1:{_closed_port()}/simple/",)))
     assert again.downloaded == () and len(local_index.requests) == 4
+    tool = tomllib.loads((tmp_path / "out" / "pylock.toml").read_text())["tool"]["offlinepack"]
+    assert tool["wheelhouse"] is True and "files-from-index" not in tool
 
 
 def test_portable_lock_file_missing_from_every_index_is_named(local_index: LocalIndex, tmp_path: Path,

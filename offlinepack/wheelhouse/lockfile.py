@@ -125,7 +125,9 @@ def rewrite_lock(lock: LockFile, files: Mapping[str, tuple[str, str, int]], extr
         packages.append(kept)
     out["packages"] = packages + extra_packages
     tool = dict(lock.raw.get("tool", {}))
-    tool["offlinepack"] = dict(tool.get("offlinepack", {}), wheelhouse=True)
+    # every file now sits next to this lock: nothing is to be looked up on an index any more
+    own = {k: v for k, v in tool.get("offlinepack", {}).items() if k != "files-from-index"}
+    tool["offlinepack"] = dict(own, wheelhouse=True)
     out["tool"] = tool
     try:  # never ship a lock pip or uv would refuse
         Pylock.from_dict(out)
