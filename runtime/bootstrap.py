@@ -326,10 +326,10 @@ def _look(path, origin, datasets, probes, seen):
 def discover(wheel_dirs=(), env_dirs=(), script_dir=None, kaggle_root="/kaggle"):
     """Every wheel dataset, in priority order, and every place looked at (for the report)."""
     datasets, probes, seen = [], [], {}
-    for path in wheel_dirs:
-        _look(path, "--wheels", datasets, probes, seen)
-    for path in env_dirs:
-        _look(path, "OFFLINEPACK_WHEELS", datasets, probes, seen)
+    for origin, paths in (("--wheels", wheel_dirs), ("OFFLINEPACK_WHEELS", env_dirs)):
+        for path in paths:
+            if not _look(path, origin, datasets, probes, seen) and os.path.isdir(path):
+                probes.append(Probe(path, origin, "no wheels"))
     if script_dir and not _look(script_dir, "bootstrap.py's folder", datasets, probes, seen):
         probes.append(Probe(script_dir, "bootstrap.py's folder", "no wheels"))
     root = os.path.join(kaggle_root, "input")
@@ -834,7 +834,7 @@ def bootstrap(options, tags=None):
             sys.path.insert(0, target.site)
     elif todo:
         for d in todo:
-            d.severity = "warn" if d.optional else "fail"
+            d.status, d.severity = "missing", "warn" if d.optional else "fail"
             d.detail = "missing (the wheelhouse has %s): run bootstrap.py to install it" % os.path.basename(d.file)
             d.fix = "python bootstrap.py"
     if target and not target.on_path and options.install:

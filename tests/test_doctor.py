@@ -152,3 +152,14 @@ def test_without_imagecodecs_doctor_warns_and_reads_lzw_with_pillow(tmp_path):
     assert checks["tiff readers"]["status"] == "warn" and "Pillow" in checks["tiff readers"]["detail"]
     assert "via pillow" in checks["competition input"]["detail"]
     assert checks["tiff readers"]["fix"]
+
+
+def test_cli_wheels_option_reads_bare_wheel_folders_and_flags_bad_paths(tmp_path):
+    bare = tmp_path / "bare"
+    make_wheel(bare, "zz-top", "1.0")
+    result = CliRunner().invoke(app, ["doctor", "--kaggle-root", str(tmp_path / "none"), "--output-dir", str(tmp_path),
+                                      "--wheels", str(bare), "--wheels", str(tmp_path / "nope")])
+    lines = result.output.splitlines()
+    assert any(l.startswith("! wheelhouse:") and "no manifest, 1 wheels" in l and "nope: no wheels there" in l for l in lines)
+    assert any(l.startswith("✗ package zz-top: missing") for l in lines)
+    assert result.exit_code == 2

@@ -43,8 +43,11 @@ def package_checks(options: DoctorOptions, tags: list[str] | None = None) -> lis
         checks.append(Check("wheelhouse", "fail", "; ".join(f"{d['path']}: {d['error']}" for d in unreadable),
                             "rebuild the wheelhouse with `offlinepack build --force` and upload it again"))
     elif datasets:
-        checks.append(Check("wheelhouse", "ok", "; ".join(
-            f"{d['path']} ({'offlinepack.json' if d['manifest'] else 'no manifest'}, {d['wheels']} wheels)" for d in datasets)))
+        absent = [p["path"] for p in report["searched"] if p["origin"] == "--wheels"
+                  and (p["found"] in ("does not exist", "no wheels") or p["found"].startswith("unreadable"))]
+        checks.append(Check("wheelhouse", "warn" if absent else "ok", "; ".join(
+            f"{d['path']} ({'offlinepack.json' if d['manifest'] else 'no manifest'}, {d['wheels']} wheels)" for d in datasets)
+            + "".join(f"; --wheels {a}: no wheels there" for a in absent), "check the --wheels paths" if absent else None))
     else:
         checks.append(Check("wheelhouse", "warn", f"no wheel dataset found (looked in {searched})",
                             "attach the wheelhouse dataset, or pass --wheels DIR; fine outside a kernel"))
@@ -59,7 +62,7 @@ def package_checks(options: DoctorOptions, tags: list[str] | None = None) -> lis
     for p in packages:
         if p["severity"] != "ok":
             fix = p["fix"]
-            if p["status"] == "install":
+            if p["status"] == "missing":
                 fix = "run the wheelhouse's bootstrap.py: `python /kaggle/input/<dataset>/bootstrap.py`"
             checks.append(Check(f"package {p['name']}", p["severity"], p["detail"], fix))
     checks.append(_journal_check(bs, options))
