@@ -351,6 +351,10 @@ def discover(wheel_dirs=(), env_dirs=(), script_dir=None, kaggle_root="/kaggle")
         queue.extend((sub, depth + 1) for sub in subdirs)
     if len(datasets) == before:
         probes.append(Probe(root, "Kaggle inputs", "no wheel dataset (searched %d folders)" % visited))
+    if any(d.manifest for d in datasets):
+        for probe in probes:
+            if probe.origin == "Kaggle inputs" and probe.found.startswith("no manifest"):
+                probe.found += " (not installed: an offlinepack.json wheelhouse was found; its files may still be used)"
     return datasets, probes
 
 
@@ -405,8 +409,8 @@ def _wanted(datasets, tags):
                 files.append((paths, f.get("sha256")))
             by_name[key] = Wanted(pkg["name"], str(pkg.get("version", "")), files, ds.path, bool(pkg.get("optional")))
     for ds in datasets:
-        if ds.manifest:
-            continue
+        if ds.manifest or (by_name and ds.origin == "Kaggle inputs"):
+            continue  # a stray wheel folder attached to the notebook must not override or break the wheelhouse
         groups = {}
         for wheel in ds.wheels:
             parsed = parse_wheel_filename(wheel)
