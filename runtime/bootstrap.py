@@ -37,7 +37,7 @@ import sysconfig
 import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 __version__ = "0.1.0"
 
@@ -364,7 +364,9 @@ def discover(wheel_dirs=(), env_dirs=(), script_dir=None, kaggle_root="/kaggle")
 class Decision:
     name: str
     version: str
-    status: str  # satisfied | provided | installed | install | wrong-version | provided-missing | incompatible | hash-mismatch | missing-file
+    # satisfied | provided | installed | install (planned) | missing (not installing: doctor) | install-failed |
+    # wrong-version | provided-missing | incompatible | hash-mismatch | missing-file | absent (default-optional)
+    status: str
     severity: str  # ok | warn | fail
     detail: str
     fix: str = None
