@@ -328,3 +328,34 @@ def test_uv_carried_by_the_dataset_is_used_when_the_kernel_has_neither_uv_nor_pi
     second = report_of(proc)
     assert proc.returncode == 2 and any("neither uv nor pip" in p for p in second["problems"])
     assert by_name(second)["beta"]["status"] == "install-failed" and by_name(second)["beta"]["severity"] == "fail"
+
+
+def test_read_only_system_site_packages_goes_to_the_user_site(tmp_path):
+    """A system interpreter (not a venv, like Kaggle's) whose site-packages is a read-only mount: the user site
+    is used, and a new process picks it up with no PYTHONPATH."""
+    offline_prefix()
+    python = find_python("3.12")
+    if python is None:
+        pytest.skip("no Python 3.12")
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    house = write_wheelhouse(tmp_path / "kaggle" / "input" / "wheels", [
+        {"wheel": make_wheel(tmp_path / "src", "usersite-probe", "1.0")}, {"wheel": make_wheel(tmp_path / "src", "imagecodecs", "1.0")}])
+    home = tmp_path / "home"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    from tests.test_bootstrap_kit import UV
+
+    script = (f"mount --bind {purelib} {purelib} && mount -o remount,bind,ro {purelib} && "  # && : never run unprotected
+              f"OFFLINEPACK_INSTALLER=uv PATH={Path(UV).parent}:$PATH {python} {house}/bootstrap.py "
+              f"--kaggle-root {tmp_path / 'kaggle'} --json")
+    proc = subprocess.run(["unshare", "-rmn", "sh", "-c", script], capture_output=True, text=True, env=env)
+    if proc.returncode != 0 and not proc.stdout:
+        pytest.skip(f"cannot make a read-only bind mount here: {proc.stderr.strip()}")
+    report = report_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["install"]["kind"] == "user site" and report["install"]["target"].startswith(str(home))
+    assert "pythonpath" not in report["install"] and "site.addsitedir" in report["install"]["note"]
+    assert not Path(purelib, "usersite_probe").exists()
+    check = subprocess.run([str(python), "-c", "import usersite_probe; print(usersite_probe.__file__)"],
+                           capture_output=True, text=True, env=env)
+    assert check.stdout.startswith(str(home)), check.stderr
