@@ -126,7 +126,6 @@ class _Run:
         self.results: dict[str, VolumeResult] = {}
         self.failures: dict[str, str] = {}
         self.readers: set[str] = set()
-        self.fed: list[str] = []
         self.info: dict[str, dict[str, Any]] = {}
 
     def report(self, ident: str, status: str, seconds: float | None, message: str | None = None) -> None:
@@ -152,8 +151,9 @@ class _Run:
         }
         return data, stats
 
-    def feed(self, refs: Sequence[Any], pool: ThreadPoolExecutor) -> Iterator[tuple[str, Any]]:
-        """(id, array) for the engine, reading `prefetch` volumes ahead; read failures recorded, skipped."""
+    def feed(self, refs: Sequence[Any], pool: ThreadPoolExecutor, fed: list[str]) -> Iterator[tuple[str, Any]]:
+        """(id, array) for the engine, reading `prefetch` volumes ahead; read failures recorded, skipped.
+        `fed` collects the ids handed over (the engine may pull them on its own prefetch thread)."""
         queue: deque[tuple[Any, Future]] = deque()
         upcoming = iter(refs)
         ahead = max(self.plan.config.prefetch, 0) + 1
@@ -177,7 +177,7 @@ class _Run:
             array = data.array
             self.readers.add(data.reader)
             self.info[ref.id] = {**stats, "fed": time.perf_counter()}
-            self.fed.append(ref.id)
+            fed.append(ref.id)
             yield ref.id, array
             del array, data  # the engine holds its own reference while it needs one
 
@@ -189,7 +189,10 @@ class _Run:
         mask = postprocess(probability, self.plan.config.post)
         post_s = time.perf_counter() - start
         start = time.perf_counter()
-        write_mask_tiff(mask, mask_path(self.plan.work_dir, ident))
+        try:
+            write_mask_tiff(mask, mask_path(self.plan.work_dir, ident))
+        except OSError as error:  # e.g. disk full: this volume fails, the run reports it
+            raise OfflinepackError(f"cannot write its mask in {self.plan.work_dir}: {error.strerror or error}") from error
         write_s = time.perf_counter() - start
         seconds = {"read": stats["read"], "inference": stats["inference"], "post": post_s, "write": write_s}
         result = volume_result(ident, stats, mask, seconds)
@@ -217,11 +220,11 @@ def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
 
         remaining = list(refs)
         while remaining:
-            run.fed.clear()
+            fed: list[str] = []  # one list per round: an abandoned round's thread cannot touch the next
             yielded: list[str] = []
             last = time.perf_counter()
             try:
-                for ident, probability in engine.predict_many(run.feed(remaining, read_pool)):
+                for ident, probability in engine.predict_many(run.feed(remaining, read_pool, fed)):
                     now = time.perf_counter()
                     info = run.info.pop(ident)
                     info["inference"] = now - max(info["fed"], last)
@@ -232,14 +235,16 @@ def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
                     settle(workers)
                 remaining = []
             except Exception as error:  # the engine failed on one volume: record it, go on with the rest
-                in_flight = [i for i in run.fed if i not in yielded]
+                in_flight = [i for i in fed if i not in yielded]
                 if not in_flight:
                     raise
-                bad = in_flight[0]
+                # several devices: the error names its volume ("volume <id>: ..."); one device: the oldest
+                text = str(getattr(error, "message", error))
+                bad = next((i for i in in_flight if text.startswith(f"volume {i}:")), in_flight[0])
                 run.info.pop(bad, None)
                 run.fail(bad, error.message if isinstance(error, OfflinepackError) else f"{type(error).__name__}: {error}")
-                position = next(k for k, ref in enumerate(remaining) if ref.id == bad)
-                remaining = remaining[position + 1 :]
+                # everything not yet yielded and not failed goes round again, in order
+                remaining = [ref for ref in remaining if ref.id not in yielded and ref.id not in run.failures]
         settle(0)
 
 
