@@ -163,3 +163,17 @@ def test_cli_wheels_option_reads_bare_wheel_folders_and_flags_bad_paths(tmp_path
     assert any(l.startswith("! wheelhouse:") and "no manifest, 1 wheels" in l and "nope: no wheels there" in l for l in lines)
     assert any(l.startswith("✗ package zz-top: missing") for l in lines)
     assert result.exit_code == 2
+
+
+@pytest.mark.gpu
+def test_real_gpu_probe(tmp_path):
+    """On a CUDA machine: the real torch probe sees every GPU, cuDNN and the driver (skipped without CUDA)."""
+    from offlinepack.doctor import probe_torch
+
+    facts = probe_torch()
+    assert facts.importable and facts.cuda_available and facts.gpus and facts.cudnn_version
+    checks = {c.name: c for c in gpu_checks(facts, require_gpu=True)}
+    assert checks["cuda"].status == "ok" and checks["cudnn"].status == "ok"
+    assert all(f"gpu {g.index}" in checks and g.name in checks[f"gpu {g.index}"].detail for g in facts.gpus)
+    report = run_checks(DoctorOptions(output_dir=tmp_path, kaggle_root=tmp_path / "none", require_gpu=True))
+    assert not [c for c in report.checks if c.name in ("torch", "cuda") and c.status != "ok"]
