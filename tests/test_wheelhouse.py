@@ -389,18 +389,33 @@ def test_dataset_metadata_defaults_and_validation() -> None:
     assert caught.value.problems == ("dataset id 'no-slash' must be owner/slug, e.g. alice/vesuvius-wheels",)
 
 
-def test_self_wheel_ships_bootstrap_and_is_cached_by_source(self_wheel: Path) -> None:
+def test_self_wheel_ships_bootstrap_and_is_cached_by_source(tmp_path: Path) -> None:
+    """On a frozen copy of the checkout (others edit the live tree while tests run)."""
+    import shutil
     import zipfile
 
-    cache_root = self_wheel.parent.parent.parent
-    current = offlinepack_wheel(cache_root)  # rebuilt only if the sources changed since the session began
-    with zipfile.ZipFile(current.path) as archive:
-        names = archive.namelist()
-        assert archive.read("offlinepack/runtime/bootstrap.py") == find_bootstrap().read_bytes()
-    assert "offlinepack/wheelhouse/assemble.py" in names
-    stamp = current.path.stat().st_mtime_ns
-    again = offlinepack_wheel(cache_root)  # same sources: served from the cache, no build
-    assert again.path == current.path and again.path.stat().st_mtime_ns == stamp and again.sha256 == current.sha256
+    repo = Path(__file__).resolve().parent.parent
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, copy / name)
+    shutil.copytree(repo / "runtime", copy / "runtime")
+    shutil.copytree(repo / "offlinepack", copy / "offlinepack", ignore=shutil.ignore_patterns("__pycache__"))
+    package_dir = copy / "offlinepack"
+    cache_root = tmp_path / "cache"
+    first = offlinepack_wheel(cache_root, package_dir)
+    with zipfile.ZipFile(first.path) as archive:
+        assert archive.read("offlinepack/runtime/bootstrap.py") == (copy / "runtime" / "bootstrap.py").read_bytes()
+        assert "offlinepack/wheelhouse/assemble.py" in archive.namelist()
+    assert find_bootstrap(package_dir) == copy / "runtime" / "bootstrap.py"
+    stamp = first.path.stat().st_mtime_ns
+    again = offlinepack_wheel(cache_root, package_dir)  # same sources: served from the cache, no build
+    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp and again.sha256 == first.sha256
+    (copy / "offlinepack" / "wheelhouse" / "added.py").write_text("X = 1\n")
+    changed = offlinepack_wheel(cache_root, package_dir)  # a source change means a new wheel
+    assert changed.path.parent != first.path.parent
+    with zipfile.ZipFile(changed.path) as archive:
+        assert archive.read("offlinepack/wheelhouse/added.py") == b"X = 1\n"
 
 
 def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path: Path) -> None:
