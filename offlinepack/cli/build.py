@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
@@ -29,9 +28,12 @@ class _Bars:
     """Turns the library's progress events into rich bars (one per file), on stderr."""
 
     def __init__(self, enabled: bool) -> None:
+        # imported here: every command module is imported at start-up, and rich.progress is slow to import
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                  TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled)
-        self.tasks: dict[str, TaskID] = {}
+        self.tasks: dict[str, int] = {}
 
     def __call__(self, event: BuildProgress) -> None:
         key = f"{event.stage}:{event.filename}"
@@ -40,7 +42,7 @@ class _Bars:
             self.tasks[key] = self.progress.add_task(f"{label} {event.filename}", total=event.total)
         self.progress.update(self.tasks[key], completed=event.done, total=event.total)
         if event.finished:
-            self.progress.remove_task(self.tasks.pop(key))
+            self.progress.remove_task(self.tasks.pop(key))  # type: ignore[arg-type]
 
 
 def _report(result: BuildResult) -> None:
