@@ -190,6 +190,16 @@ def test_optional_marks_imagecodecs_by_default(tmp_path, local_index):
     assert data["tool"]["offlinepack"]["optional"] == ["imagecodecs"]
 
 
+def test_portable_lock_names_files_not_addresses(tmp_path, local_index):
+    wheel = make_wheel(local_index.root, "cc3d", "1.0")
+    _, data = do_lock(tmp_path, local_index, ["cc3d"], small_target({}), portable=True)
+    (entry,) = data["packages"][0]["wheels"]
+    assert entry == {"name": wheel.name, "path": wheel.name, "hashes": {"sha256": sha256_of(wheel)}} | (
+        {"size": entry["size"]} if "size" in entry else {})
+    assert data["tool"]["offlinepack"]["files-from-index"] is True
+    assert (tmp_path / "pylock.toml").stat().st_mode & 0o044 == 0o044  # readable by others, like any file
+
+
 def test_unreachable_index_is_a_clear_error(tmp_path):
     (tmp_path / "r.in").write_text("anything\n")
     with pytest.raises(OfflinepackError) as info:
@@ -302,8 +312,10 @@ def test_reference_lock_is_sane():
         n.startswith("nvidia") for n in locked)
     for package in data["packages"]:
         for file in [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]:
-            assert file["url"].startswith("https://") and len(file["hashes"]["sha256"]) == 64
+            # portable: the file is found on the index by name and hash; no download address is kept
+            assert "url" not in file and file["path"] == file["name"] and len(file["hashes"]["sha256"]) == 64
     assert data["tool"]["offlinepack"]["target"] == "kaggle-gpu"
+    assert data["tool"]["offlinepack"]["files-from-index"] is True
 
 
 @pytest.mark.network

@@ -13,9 +13,7 @@ What the file holds (contract 2, read by `offlinepack build` with packaging.pylo
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from urllib.parse import unquote, urlparse
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from offlinepack.atomic import write_text_atomically
 from offlinepack.errors import OfflinepackError
 
 if sys.version_info >= (3, 11):
@@ -179,17 +178,8 @@ def validate_pylock(text: str, source: str = "pylock.toml") -> Pylock:
 
 
 def write_atomically(text: str, path: Path) -> None:
-    """Temporary file in the same folder, then rename: a good existing lock is never half-replaced."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A good existing lock is never half-replaced."""
+    write_text_atomically(path, text)
 
 
 def target_environment_marker(markers: Mapping[str, str]) -> str:

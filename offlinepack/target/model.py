@@ -18,8 +18,6 @@ File format (`offlinepack-target`, version 1), written by `offlinepack snapshot`
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from offlinepack.atomic import write_text_atomically
 from offlinepack.errors import OfflinepackError
 
 FORMAT = "offlinepack-target"
@@ -195,15 +194,5 @@ def load_target_file(path: Path) -> Target:
 
 
 def dump_target(target: Target, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(target.to_dict(), handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Written atomically: a temporary file in the same folder, then rename."""
+    write_text_atomically(Path(path), json.dumps(target.to_dict(), indent=1) + "\n")
