@@ -45,13 +45,13 @@ class Constant(nn.Module):
 class Broken(nn.Module):
     """Real-tensor stand-in for a GPU that runs out of memory above a batch size, or emits NaN."""
 
-    def __init__(self, max_batch: int = 0, nan: bool = False):
+    def __init__(self, max_batch: int = 0, nan: bool = False, fail_first: int = 0):
         super().__init__()
-        self.max_batch, self.nan, self.batches = max_batch, nan, []
+        self.max_batch, self.nan, self.fail_first, self.batches = max_batch, nan, fail_first, []
 
     def forward(self, x):
         self.batches.append(x.shape[0])
-        if x.shape[0] > self.max_batch:
+        if x.shape[0] > self.max_batch or len(self.batches) <= self.fail_first:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return x * float("nan") if self.nan else x.clone()
 
@@ -235,8 +235,17 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result():
     assert network.batches[:3] == [8, 4, 2]
 
 
+def test_out_of_memory_at_batch_one_moves_sums_to_the_host():
+    volume = np.random.default_rng(8).integers(0, 256, (12, 12, 12), dtype=np.uint8)
+    engine = direct_engine(Broken(max_batch=8, fail_first=2), batch_size=2)
+    with pytest.warns(UserWarning, match="volume v: out of GPU memory on cpu: keeping sums in host memory"):
+        out = engine.predict(volume, "v")
+    np.testing.assert_array_equal(out, volume.astype(np.float16))
+    assert engine.describe()["accumulation"] == {"cpu": {0: "host"}}
+
+
 def test_out_of_memory_at_batch_one_is_a_clear_error():
-    with pytest.raises(InferenceError, match="CUDA out of memory on cpu with model net \\(patch \\[8, 8, 8\\]\\), even at batch size 1") as info:
+    with pytest.warns(UserWarning, match="keeping sums in host memory"), pytest.raises(InferenceError, match="CUDA out of memory on cpu with model net \\(patch \\[8, 8, 8\\]\\), even at batch size 1") as info:
         direct_engine(Broken(max_batch=0), batch_size=2).predict(np.ones((8, 8, 8), dtype=np.uint8), "s1")
     assert "smaller patch" in info.value.hint
 

@@ -215,7 +215,8 @@ class Engine:
     def _memory_plan(self, state: _DeviceState, index: int, shape: tuple[int, ...]) -> MemoryPlan:
         model = self.models[index]
         if state.device.type != "cuda":
-            return MemoryPlan(self.settings.batch_size or state.batch_used.get(index) or cpu_batch_size(model.patch_size), "host")
+            # the compute device is the host: "device" here keeps the same fallback ladder as on a GPU
+            return MemoryPlan(self.settings.batch_size or state.batch_used.get(index) or cpu_batch_size(model.patch_size), "device")
         per_sample = self._probe(state, index)[0]
         accumulator = accumulator_bytes(shape, model.patch_size, model.num_outputs)
         plan = plan_memory(_free_cuda_bytes(state.device), per_sample, accumulator)

@@ -86,7 +86,7 @@ def sliding_window_logits(
         weights[_slices(origin, patch)] += gauss
     acc = torch.zeros((num_outputs, *data.shape[1:]), dtype=torch.float32, device=acc_device)
     items = [(origin, flip) for origin in origins for flip in flips]
-    tile_weight = gauss / len(flips)
+    tile_weight = gauss.to(device) / len(flips)  # weighting happens where the outputs are
     batch = max(1, plan.batch_size)
     start = 0
     while start < len(items):
@@ -126,7 +126,7 @@ def _accumulate(acc, out, chunk, patch, tile_weight) -> None:
             y = _flip(out[i], chunk[i][1])
             total = y if total is None else total + y
             i += 1
-        acc[(slice(None), *_slices(origin, patch))] += (total * tile_weight.to(total.device)).to(acc.device)
+        acc[(slice(None), *_slices(origin, patch))] += (total * tile_weight).to(acc.device)
 
 
 def predict_model(
@@ -137,23 +137,25 @@ def predict_model(
 ) -> tuple[torch.Tensor, int]:
     """Surface probability (Z, H, W) fp32 for a (Z, H, W) volume already on the networks' device.
     Returns (probability, batch size that worked)."""
-    prepared = prepare(volume, model.preprocessing)
-    data = prepared.data
-    pads = pad_amounts(tuple(data.shape[1:]), model.patch_size)
-    if any(p != (0, 0) for p in pads):
-        data = F.pad(data, [v for pair in reversed(pads) for v in pair], mode="constant", value=0.0)
     with torch.inference_mode():
+        prepared = prepare(volume, model.preprocessing)
+        data = prepared.data
+        pads = pad_amounts(tuple(data.shape[1:]), model.patch_size)
+        if any(p != (0, 0) for p in pads):
+            data = F.pad(data, [v for pair in reversed(pads) for v in pair], mode="constant", value=0.0)
         logits, batch = sliding_window_logits(networks, data, model.patch_size, model.num_outputs, plan)
-        crop = tuple(slice(before, size - after) for (before, after), size in zip(pads, data.shape[1:]))
-        logits = logits[(slice(None), *crop)].to(volume.device)
+        del data
+        crop = tuple(slice(before, before + size) for (before, _), size in zip(pads, prepared.data.shape[1:]))
+        logits = logits[(slice(None), *crop)]  # stays where it was summed: host sums never come back whole
         if model.activation == "softmax":
             probability = torch.softmax(logits, dim=0)[model.surface_channel]
         elif model.activation == "sigmoid":
             probability = torch.sigmoid(logits[model.surface_channel])
         else:
             probability = logits[model.surface_channel]
+        del logits
         fill = 1.0 if (model.activation == "softmax" and model.surface_channel == 0) else 0.0
-        return restore(probability, prepared, model.preprocessing, fill), batch
+        return restore(probability.to(volume.device), prepared, model.preprocessing, fill), batch
 
 
 def check_finite(probability: torch.Tensor, volume_id: str) -> None:
