@@ -23,7 +23,9 @@ mkdir -p "$WORK"
 if [ -d "$WORK/kaggle" ]; then chmod -R u+w "$WORK/kaggle"; fi
 rm -rf "$WORK/kernel" "$WORK/kaggle" "$WORK/wheelhouse"
 "${OFFLINEPACK_DEV_PYTHON:-python3.11}" -m venv "$WORK/kernel"
-"$WORK/kernel/bin/python" -m pip install --quiet -r lockfiles/demo/kernel-preinstalled.txt
+# (this machine's pip configuration names local folders that may not exist: keep their warnings out)
+"$WORK/kernel/bin/python" -m pip install --quiet -r lockfiles/demo/kernel-preinstalled.txt 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
 
 step "3/6 wheelhouse for that kernel (lockfiles/demo/pylock.toml, target lockfiles/demo/target.json)"
 "$OP" build lockfiles/demo/pylock.toml --target lockfiles/demo/target.json -o "$WORK/wheelhouse" \
@@ -48,7 +50,8 @@ if [ "$status" -gt 1 ]; then
     exit "$status"
 fi
 
-step "6/6 validate $WORK/kaggle/working/submission.zip"
-"$OP" validate "$WORK/kaggle/working/submission.zip"
+step "6/6 validate $WORK/kaggle/working/submission.zip against the demo's source volumes"
+DEMO_INPUT=$("$WORK/kernel/bin/python" -c "from offlinepack.runner.plan import demo_input_dir; print(demo_input_dir())")
+"$OP" validate "$WORK/kaggle/working/submission.zip" --input "$DEMO_INPUT"
 echo
 echo "done: $WORK/kaggle/working/submission.zip"
