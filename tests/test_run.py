@@ -73,6 +73,7 @@ def test_demo_run_with_no_arguments_gives_a_valid_zip(tmp_path: Path, env: dict[
     assert validated.exit_code == 0 and "valid:" in validated.output
 
 
+@pytest.mark.slow
 def test_small_volumes_resumable_and_overwrite(tmp_path: Path, env: dict[str, str]) -> None:
     data = _competition(tmp_path / "comp", {"11": SMALL, "22": (64, 80, 72)})
     args = ["run", "--model", "demo", "--input", str(data), "-o", str(tmp_path / "out" / "submission.zip"),
@@ -86,11 +87,14 @@ def test_small_volumes_resumable_and_overwrite(tmp_path: Path, env: dict[str, st
     second = json.loads(_invoke(args, env).stdout)
     assert all(v["reused"] for v in second["volumes"])
     assert second["submission"]["sha256"] == report["submission"]["sha256"]
-    third = json.loads(_invoke([*args, "--overwrite"], env).stdout)
-    assert not any(v["reused"] for v in third["volumes"])
     changed = json.loads(_invoke([*args, "--threshold", "0.7"], env).stdout)  # settings changed: nothing reused
     assert not any(v["reused"] for v in changed["volumes"])
-    assert len(_ledger(tmp_path / "out" / "offlinepack-runs.jsonl")) == 4 == len(_ledger(tmp_path / "extra.jsonl"))
+    assert len(_ledger(tmp_path / "out" / "offlinepack-runs.jsonl")) == 3 == len(_ledger(tmp_path / "extra.jsonl"))
+    # --overwrite recomputes even with matching settings (the sidecar is rewritten)
+    sidecar = tmp_path / "out" / "submission-masks" / "11.json"
+    before = sidecar.stat().st_mtime_ns
+    forced = json.loads(_invoke([*args, "--threshold", "0.7", "--overwrite"], env).stdout)
+    assert not any(v["reused"] for v in forced["volumes"]) and sidecar.stat().st_mtime_ns != before
 
 
 def test_bad_volumes_fail_by_id_others_go_on_old_zip_kept_then_resume(tmp_path: Path, env: dict[str, str]) -> None:
@@ -100,7 +104,7 @@ def test_bad_volumes_fail_by_id_others_go_on_old_zip_kept_then_resume(tmp_path: 
     (data / "test_images" / "trunc.tif").write_bytes(good[: len(good) // 2])
     import tifffile
 
-    tifffile.imwrite(data / "test_images" / "4d.tif", np.zeros((2, 4, 8, 8), np.uint8))
+    tifffile.imwrite(data / "test_images" / "4d.tif", np.zeros((2, 4, 8, 8), np.uint8), photometric="minisblack")
     out = tmp_path / "submission.zip"
     out.write_bytes(b"the previous good submission")
     result = _invoke(["run", "--model", "demo", "--input", str(data)], env)
@@ -146,6 +150,7 @@ def test_output_not_writable_exits_2(tmp_path: Path, env: dict[str, str]) -> Non
     assert result.exit_code == 2 and "is not writable" in result.output and "hint:" in result.output
 
 
+@pytest.mark.slow
 def test_zip_write_failure_like_a_full_disk_keeps_old_zip(tmp_path: Path, env: dict[str, str]) -> None:
     """A real EFBIG from RLIMIT_FSIZE while the zip is written (masks reused from a first run)."""
     data = _competition(tmp_path / "comp", {"11": SMALL, "22": SMALL})
@@ -173,11 +178,6 @@ def test_bad_run_toml_key_is_named(tmp_path: Path, env: dict[str, str]) -> None:
     (tmp_path / "run.toml").write_text('modles = ["demo"]\n[post]\nthreshold = 0.4\n')
     result = _invoke(["run", "--config", str(tmp_path / "run.toml")], env)
     assert result.exit_code == 2 and "unknown key 'modles'" in result.output
-
-
-def test_missing_input_folder_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
-    result = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere")], env)
-    assert result.exit_code == 2 and "error:" in result.output
 
 
 def test_kernel_layout_default_output_in_working(tmp_path: Path, env: dict[str, str]) -> None:
@@ -220,9 +220,17 @@ def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:
     assert "no runs recorded" in _invoke(["runs", "--ledger", str(tmp_path / "empty.jsonl")], env).output
     noted = _invoke(["runs", "note", "20261125T1000", "--public-lb", "0.551", "--text", "thr 0.4", "--ledger", str(ledger)], env)
     assert noted.exit_code == 0 and "20261125T100000Z-abc123" in noted.output
-    listing = _invoke(["runs", "--ledger", str(ledger)], env)
+    listing = _invoke(["runs", "--ledger", str(ledger)], {**env, "COLUMNS": "200"})
     assert listing.exit_code == 0 and "0.551" in listing.output and "ffffffffffff" in listing.output
     data = json.loads(_invoke(["runs", "--ledger", str(ledger), "--json"], env).stdout)
     assert data["runs"][0]["public_lb"] == 0.551 and data["runs"][0]["notes"][0]["text"] == "thr 0.4"
     missing = _invoke(["runs", "--ledger", str(ledger), "note", "zzz", "--public-lb", "1"], env)
     assert missing.exit_code == 2 and "no run 'zzz'" in missing.output
+
+
+def test_not_ready_refuses_unless_forced(tmp_path: Path, env: dict[str, str]) -> None:
+    refused = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere")], env)
+    assert refused.exit_code == 2
+    assert "not ready to run" in refused.output and "competition input" in refused.output and "--force" in refused.output
+    forced = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere"), "--force"], env)
+    assert forced.exit_code == 2 and "not ready" not in forced.output and "nowhere" in forced.output

@@ -67,7 +67,8 @@ def runs(
             _short(submission.get("sha256"), 12), f"{submission['size'] / 1e6:.2f}" if submission.get("size") else "",
             _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 40),
         )
-    console.print(table)
+    # logs (not a terminal) get the full table instead of 80 squeezed columns
+    console.print(table, width=None if console.is_terminal else max(console.width, 160))
 
 
 @app.command("note")
