@@ -272,3 +272,11 @@ def test_model_path_errors(tmp_path):
         cpu_engine([tmp_path / "bad.pt"])
     with pytest.raises(InferenceError, match="no model given"):
         build_engine([])
+
+
+def test_predict_many_warns_about_conversions_on_the_callers_thread():
+    engine = direct_engine(Identity())
+    items = [("f", np.full((8, 8, 8), 3.0, dtype=np.float64)), ("u", np.ones((8, 8, 8), dtype=np.uint8))]
+    with pytest.warns(UserWarning, match="volume f: dtype float64 converted to uint8") as caught:
+        out = dict(engine.predict_many(items))
+    assert len(caught) == 1 and (out["f"] == 3).all()

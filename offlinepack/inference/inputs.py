@@ -15,7 +15,15 @@ _DONE = object()
 
 
 def as_uint8_volume(volume: np.ndarray, volume_id: str) -> np.ndarray:
-    """Check a (Z, H, W) volume; convert other dtypes to uint8 with a warning.
+    """Check a (Z, H, W) volume; convert other dtypes to uint8 with a warning (see `check_volume`)."""
+    checked, note = check_volume(volume, volume_id)
+    if note:
+        warnings.warn(note, stacklevel=3)
+    return checked
+
+
+def check_volume(volume: np.ndarray, volume_id: str) -> tuple[np.ndarray, str | None]:
+    """(uint8 volume, note about a conversion or None); raises InferenceError for unusable input.
 
     Values already within 0..255 are rounded; anything else is rescaled linearly from its min..max
     to 0..255 (the models were trained on the competition's uint8 volumes)."""
@@ -29,7 +37,7 @@ def as_uint8_volume(volume: np.ndarray, volume_id: str) -> np.ndarray:
     if min(volume.shape) == 0:
         raise InferenceError(f"volume {volume_id} is empty (shape {volume.shape})")
     if volume.dtype == np.uint8:
-        return np.ascontiguousarray(volume)
+        return np.ascontiguousarray(volume), None
     if volume.dtype.kind not in "biuf":
         raise InferenceError(f"volume {volume_id} has dtype {volume.dtype}; expected uint8 (or numbers)")
     values = volume.astype(np.float32, copy=False)
@@ -43,8 +51,7 @@ def as_uint8_volume(volume: np.ndarray, volume_id: str) -> np.ndarray:
         scale = 255.0 / (high - low) if high > low else 0.0
         converted = np.rint((values - low) * scale).astype(np.uint8)
         how = f"rescaled from [{low:g}, {high:g}] to [0, 255]"
-    warnings.warn(f"volume {volume_id}: dtype {volume.dtype} converted to uint8 ({how})", stacklevel=3)
-    return converted
+    return converted, f"volume {volume_id}: dtype {volume.dtype} converted to uint8 ({how})"
 
 
 class Prefetcher:
@@ -60,10 +67,8 @@ class Prefetcher:
     def _run(self, items: Iterator[tuple[str, np.ndarray]]) -> None:
         try:
             for index, (volume_id, volume) in enumerate(items):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    checked = as_uint8_volume(volume, str(volume_id))
-                if not self._put((index, str(volume_id), checked, tuple(caught))):
+                checked, note = check_volume(volume, str(volume_id))
+                if not self._put((index, str(volume_id), checked, note)):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
             self._put(exc)
@@ -86,9 +91,9 @@ class Prefetcher:
                 return
             if isinstance(item, BaseException):
                 raise item
-            index, volume_id, volume, caught = item
-            for w in caught:  # re-issue on the consumer's thread, where callers catch them
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            index, volume_id, volume, note = item
+            if note:  # warned on the consumer's thread, where callers catch warnings
+                warnings.warn(note, stacklevel=2)
             yield index, volume_id, volume
 
     def close(self) -> None:
