@@ -280,3 +280,14 @@ def test_predict_many_warns_about_conversions_on_the_callers_thread():
     with pytest.warns(UserWarning, match="volume f: dtype float64 converted to uint8") as caught:
         out = dict(engine.predict_many(items))
     assert len(caught) == 1 and (out["f"] == 3).all()
+
+
+@pytest.mark.slow
+def test_compile_setting_gives_the_same_probabilities(tmp_path):
+    """torch.compile is opt-in (InferenceSettings.compile); checked here on CPU (inductor), ~40 s."""
+    config = UNetConfig(features=(4, 8), patch_size=(8, 8, 8))
+    ckpt = save_checkpoint(build_unet(config), config, tmp_path / "unet")
+    volume = np.random.default_rng(9).integers(0, 256, (12, 9, 10), dtype=np.uint8)
+    eager = cpu_engine([ckpt]).predict(volume)
+    compiled = cpu_engine([ckpt], settings=InferenceSettings(device="cpu", compile=True)).predict(volume)
+    np.testing.assert_allclose(compiled.astype(np.float32), eager.astype(np.float32), atol=2e-3)

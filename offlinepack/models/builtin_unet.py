@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from offlinepack.models.errors import ModelLoadError, check_state_dict
+from offlinepack.models.errors import ModelLoadError, check_state_dict, read_json_object
 
 FORMAT = "offlinepack-unet"
 VERSION = 1
@@ -202,13 +202,7 @@ def load_checkpoint(path: Path | str) -> tuple[nn.Module, UNetConfig]:
     missing = [str(p) for p in (config_path, weights_path) if not p.is_file()]
     if missing:
         raise ModelLoadError(f"{path}: built-in U-Net checkpoint is incomplete", problems=[f"missing {m}" for m in missing])
-    try:
-        data = json.loads(config_path.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{config_path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{config_path}: expected a JSON object")
-    config = UNetConfig.from_dict(data, str(config_path))
+    config = UNetConfig.from_dict(read_json_object(config_path), str(config_path))
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:

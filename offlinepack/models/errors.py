@@ -1,14 +1,29 @@
-"""Errors raised while loading models, and the shared weight-vs-network check."""
+"""Errors raised while loading models, and the checks every format shares (JSON files, weights)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 from offlinepack.errors import OfflinepackError
 
 
 class ModelLoadError(OfflinepackError):
     """A model file or folder that cannot be turned into a working network."""
+
+
+def read_json_object(path: Path, missing_hint: str | None = None) -> dict:
+    """A JSON object from `path`, or ModelLoadError saying what is wrong with the file."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing", hint=missing_hint)
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: expected a JSON object")
+    return data
 
 
 def check_state_dict(expected: Mapping[str, object], found: Mapping[str, object], source: str) -> None:

@@ -16,7 +16,6 @@ to have the configuration's spacing; a warning says so when the plans resampled 
 from __future__ import annotations
 
 import importlib
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 from offlinepack.models.base import LoadedModel, Normalization, Preprocessing, file_hashes
-from offlinepack.models.errors import ModelLoadError, check_state_dict
+from offlinepack.models.errors import ModelLoadError, check_state_dict, read_json_object
 
 CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth")
 _SCHEMES = {
@@ -43,15 +42,7 @@ def is_nnunet_folder(path: Path) -> bool:
 
 
 def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing", hint="an nnU-Net model folder holds plans.json, dataset.json and fold_*/")
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path, "an nnU-Net model folder holds plans.json, dataset.json and fold_*/")
 
 
 def find_fold_checkpoints(folder: Path, folds: Sequence[int | str] | None) -> list[tuple[str, Path]]:

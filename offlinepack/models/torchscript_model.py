@@ -17,14 +17,13 @@ with batch_size 1).
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import torch
 
 from offlinepack.models.base import LoadedModel, Normalization, Preprocessing, file_hashes
-from offlinepack.models.errors import ModelLoadError
+from offlinepack.models.errors import ModelLoadError, read_json_object
 
 FORMAT = "offlinepack-torchscript"
 SUFFIXES = (".pt", ".ts", ".pt2", ".torchscript")
@@ -43,11 +42,8 @@ def _read_sidecar(path: Path) -> dict:
     side = sidecar_path(path)
     if not side.is_file():
         raise ModelLoadError(f"{path}: no sidecar {side.name}", hint=f"write {side} describing patch_size, normalization, activation, surface_channel")
-    try:
-        data = json.loads(side.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{side}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    data = read_json_object(side)
+    if data.get("format") != FORMAT:
         raise ModelLoadError(f"{side}: not an offlinepack sidecar (\"format\" must be {FORMAT!r})")
     problems = [f"unknown key {k!r}" for k in sorted(set(data) - _KEYS)]
     problems += [f"missing key {k!r}" for k in ("patch_size", "normalization", "activation", "surface_channel") if k not in data]
