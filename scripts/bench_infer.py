@@ -9,7 +9,8 @@ writes a random-weight ResEnc-L nnU-Net folder with the m7 plans (features 32..3
 1,3,4,6,6,6, 192^3 patch, 3 classes), makes one 320^3 uint8 volume, and measures in separate
 subprocesses (clean peak-memory counters): offlinepack, nnunetv2, MONAI sliding_window_inference
 (8-flip TTA, step/overlap 0.5, Gaussian, fp16 autocast), then offlinepack and nnunetv2 again under a
-15 GB cap (torch.cuda.set_per_process_memory_fraction). Reports sec/volume (median of --repeats
+15 GB cap (torch.cuda.set_per_process_memory_fraction), then offlinepack with torch.compile (opt-in
+setting; skip with --no-compile). Reports sec/volume (median of --repeats
 after one warm-up), achieved TFLOP/s, peak GPU memory, and mask agreement (> 0.5) with nnunetv2.
 
 CPU run: `python scripts/bench_infer.py --cpu-unet` measures the built-in U-Net's throughput on CPU.
@@ -75,12 +76,13 @@ def _timed(run, repeats: int, device: str):
     return out, times, peak
 
 
-def worker_offlinepack(folder: Path, volume: np.ndarray, device: str, repeats: int, batch: int | None) -> tuple:
+def worker_offlinepack(folder: Path, volume: np.ndarray, device: str, repeats: int, batch: int | None, compile: bool = False) -> tuple:
     from offlinepack.inference import InferenceSettings, build_engine
 
+    settings = InferenceSettings(device=device, precision="fp16", step_size=0.5, batch_size=batch, compile=compile)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        engine = build_engine([folder], settings=InferenceSettings(device=device, precision="fp16", step_size=0.5, batch_size=batch))
+        engine = build_engine([folder], settings=settings)
     out, times, peak = _timed(lambda: engine.predict(volume), repeats, device)
     return out, times, peak, engine.describe()
 
@@ -154,7 +156,12 @@ def worker_monai(folder: Path, volume: np.ndarray, device: str, repeats: int, ba
     return out, times, peak, {"monai": _version("monai")}
 
 
-WORKERS = {"offlinepack": worker_offlinepack, "nnunetv2": worker_nnunet, "monai": worker_monai}
+def worker_offlinepack_compiled(folder: Path, volume: np.ndarray, device: str, repeats: int, batch: int | None) -> tuple:
+    return worker_offlinepack(folder, volume, device, repeats, batch, compile=True)
+
+
+WORKERS = {"offlinepack": worker_offlinepack, "offlinepack-compile": worker_offlinepack_compiled,
+           "nnunetv2": worker_nnunet, "monai": worker_monai}
 
 
 def _version(dist: str) -> str | None:
@@ -225,6 +232,8 @@ def compare_runs(args) -> dict:
     runs = [("offlinepack", None), ("nnunetv2", None), ("monai", None)]
     if not smoke:
         runs += [("offlinepack", args.cap_gb), ("nnunetv2", args.cap_gb)]
+        if not args.no_compile:  # opt-in setting: measured here to decide whether it should be the default
+            runs += [("offlinepack-compile", None), ("offlinepack-compile", args.cap_gb)]
     results = {}
     for name, cap in runs:
         label = name + (f" (cap {cap} GB)" if cap else "")
@@ -238,7 +247,11 @@ def compare_runs(args) -> dict:
             cmd += ["--worker-cap-gb", str(cap)]
         if args.batch:
             cmd += ["--batch", str(args.batch)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            results[label] = {"failed": f"took longer than {args.timeout} s"}
+            continue
         if proc.returncode != 0:
             results[label] = {"failed": proc.stderr.strip().splitlines()[-5:]}
             continue
@@ -299,8 +312,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="offlinepack batch size (default: from free memory)")
     parser.add_argument("--smoke", action="store_true", help="tiny network on CPU: checks the script, not speed")
     parser.add_argument("--cpu-unet", action="store_true", help="built-in U-Net throughput on CPU")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs (they add a few minutes)")
     parser.add_argument("--cpu-size", type=int, default=128)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per measured configuration")
     # internal: one measurement in a fresh process
     parser.add_argument("--worker", choices=sorted(WORKERS))
     parser.add_argument("--model")
