@@ -241,3 +241,23 @@ def test_missing_dataset_json_and_bad_checkpoint(tmp_path):
         load_model(folder)
     with pytest.raises(ModelLoadError, match="dataset.json is missing"):
         load_nnunet_folder(folder)
+
+
+def test_engine_runs_blank_and_tiny_volumes_through_an_nnunet_folder(tmp_path):
+    import warnings
+
+    import numpy as np
+
+    from offlinepack.inference import InferenceSettings, build_engine
+
+    folder = write_nnunet_folder(tmp_path / "m", patch_size=(16, 16, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine = build_engine([folder], settings=InferenceSettings(device="cpu", mirror_axes=()))
+    blank = engine.predict(np.zeros((10, 20, 18), dtype=np.uint8))  # nothing to crop to: whole volume
+    assert blank.shape == (10, 20, 18) and np.isfinite(blank).all()
+    dot = np.zeros((10, 20, 18), dtype=np.uint8)
+    dot[5, 6, 7] = 200  # crop to one voxel, padded up to a patch, put back; outside the crop p = 0
+    out = engine.predict(dot)
+    assert out[0, 0, 0] == 0 and 0 <= out[5, 6, 7] <= 1
+    assert engine.describe()["models"][0]["folds"] == ["0"]

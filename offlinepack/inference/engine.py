@@ -189,7 +189,7 @@ class Engine:
             probability = self._run_model(state, index, tensor, volume_id) * weight
             total = probability if total is None else total + probability
         check_finite(total, volume_id)
-        return total.to(torch.float16).cpu().numpy()
+        return total.to(torch.float16).contiguous().cpu().numpy()
 
     def _run_model(self, state: _DeviceState, index: int, volume: torch.Tensor, volume_id: str) -> torch.Tensor:
         model = self.models[index]

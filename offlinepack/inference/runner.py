@@ -97,7 +97,7 @@ def sliding_window_logits(
         except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
             if not is_oom(exc):
                 raise
-            del exc
+            x = out = None  # drop the failed batch before retrying  # noqa: F841
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             if batch == 1:

@@ -79,10 +79,10 @@ def resolve_precision(precision: str, device_type: str, capability: tuple[int, i
 
 
 def accumulator_bytes(volume_shape: tuple[int, ...], patch_size: tuple[int, ...], num_outputs: int) -> int:
-    """Device memory for one volume's sums: logits + weights (fp32) over the padded volume, plus the
-    normalised input and its padded copy."""
+    """Device memory for one volume's sums: logits + weights (fp32) over the padded volume, the
+    normalised input and its padded copy, and the softmax's output at the end."""
     voxels = math.prod(max(v, p) for v, p in zip(volume_shape, patch_size))
-    return voxels * 4 * (num_outputs + 1 + 2)
+    return voxels * 4 * (2 * num_outputs + 3)
 
 
 @dataclass(frozen=True)
