@@ -261,3 +261,10 @@ def test_engine_runs_blank_and_tiny_volumes_through_an_nnunet_folder(tmp_path):
     out = engine.predict(dot)
     assert out[0, 0, 0] == 0 and 0 <= out[5, 6, 7] <= 1
     assert engine.describe()["models"][0]["folds"] == ["0"]
+
+
+def test_parent_folder_points_at_the_model_folders_inside(tmp_path):
+    write_nnunet_folder(tmp_path / "Dataset001_X" / "nnUNetTrainer__nnUNetPlans__3d_fullres")
+    with pytest.raises(ModelLoadError, match="holds nnU-Net model folders") as info:
+        load_model(tmp_path / "Dataset001_X")
+    assert info.value.problems == (str(tmp_path / "Dataset001_X" / "nnUNetTrainer__nnUNetPlans__3d_fullres"),)

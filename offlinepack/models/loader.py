@@ -53,6 +53,14 @@ def load_model(path: Path | str, folds: Sequence[int | str] | None = None) -> Lo
         return load_torchscript_model(path)
     if path.is_dir() and (path / builtin_unet.CONFIG_NAME).exists():
         return load_builtin(path)  # reports what is wrong with the checkpoint
+    if path.is_dir():
+        inside = sorted(p.parent for p in path.glob("**/plans.json") if is_nnunet_folder(p.parent))[:5]
+        if inside:
+            raise ModelLoadError(
+                f"{path}: not a model folder itself, but it holds nnU-Net model folders",
+                problems=[str(p) for p in inside],
+                hint="pass one of these folders (the one with plans.json, dataset.json and fold_*/)",
+            )
     raise ModelLoadError(
         f"{path}: not a model offlinepack can read",
         hint="pass an nnU-Net model folder (plans.json, dataset.json, fold_*/), a built-in U-Net checkpoint folder "
