@@ -16,6 +16,7 @@ from offlinepack.inference.settings import (
     plan_memory,
     resolve_devices,
     resolve_precision,
+    torch_warning,
 )
 from offlinepack.inference.tiling import (
     compute_steps_for_sliding_window,
@@ -110,6 +111,14 @@ def test_resolve_precision_never_bf16_on_t4():
     assert resolve_precision("bf16", "cuda", (8, 0)) == ("bf16", None)
     assert resolve_precision("fp16", "cpu", None)[0] == "fp32"
     assert resolve_precision("auto", "cpu", None) == ("fp32", None)
+    precision, note = resolve_precision("bf16", "cuda", (9, 0), 90900)
+    assert precision == "fp16" and "wrong bf16" in note
+    assert resolve_precision("bf16", "cuda", (9, 0), 91100) == ("bf16", None)
+
+
+def test_torch_29_warning():
+    assert "disables cuDNN for 3D convolutions" in torch_warning("2.9.1+cu128")
+    assert torch_warning("2.10.0") is None and torch_warning("2.13.0+cpu") is None
 
 
 def test_memory_plan_under_a_15_gb_cap():

@@ -33,6 +33,7 @@ from offlinepack.inference.settings import (
     plan_memory,
     resolve_devices,
     resolve_precision,
+    torch_warning,
 )
 from offlinepack.inference.tiling import mirror_combinations, tile_origins
 from offlinepack.models.base import LoadedModel
@@ -294,9 +295,11 @@ def build_engine(
     devices = resolve_devices(settings.device, cuda_count)
     first = torch.device(devices[0])
     capability = torch.cuda.get_device_capability(first) if first.type == "cuda" else None
-    precision, note = resolve_precision(settings.precision, first.type, capability)
-    if note:
-        warnings.warn(note, stacklevel=2)
+    cudnn = torch.backends.cudnn.version() if first.type == "cuda" else None
+    precision, note = resolve_precision(settings.precision, first.type, capability, cudnn)
+    for message in (note, torch_warning(torch.__version__) if first.type == "cuda" else None):
+        if message:
+            warnings.warn(message, stacklevel=2)
     for model in models:
         if model.mirror_axes is not None and set(settings.mirror_axes) - set(model.mirror_axes):
             warnings.warn(

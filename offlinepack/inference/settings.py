@@ -64,9 +64,12 @@ def resolve_devices(device: str, cuda_count: int) -> tuple[str, ...]:
     return (device,)
 
 
-def resolve_precision(precision: str, device_type: str, capability: tuple[int, int] | None) -> tuple[str, str | None]:
+def resolve_precision(
+    precision: str, device_type: str, capability: tuple[int, int] | None, cudnn_version: int | None = None
+) -> tuple[str, str | None]:
     """(precision to use, warning or None). Auto never picks bf16: it measured slower than fp16 on an
-    H100, and T4s (compute capability 7.5) have no bf16 at all. CPU runs fp32."""
+    H100, and T4s (compute capability 7.5) have no bf16 at all; cuDNN 9.8-9.10 computed wrong bf16
+    conv3d results, so bf16 is refused there. CPU runs fp32."""
     if device_type == "cpu":
         if precision in ("fp16", "bf16"):
             return "fp32", f"{precision} requested on CPU: running fp32 (half-precision 3D convolutions are slow or missing on CPU)"
@@ -75,7 +78,16 @@ def resolve_precision(precision: str, device_type: str, capability: tuple[int, i
         return "fp16", None
     if precision == "bf16" and (capability is None or capability < (8, 0)):
         return "fp16", f"bf16 requested but this GPU (compute capability {capability}) has no native bf16: using fp16"
+    if precision == "bf16" and cudnn_version is not None and 90800 <= cudnn_version < 91100:
+        return "fp16", f"bf16 requested but cuDNN {cudnn_version} (9.8-9.10) computes wrong bf16 3D convolutions: using fp16"
     return precision, None
+
+
+def torch_warning(torch_version: str) -> str | None:
+    """torch 2.9.x turned cuDNN off for conv3d: 3D networks run several times slower there."""
+    if torch_version.startswith("2.9."):
+        return f"torch {torch_version} disables cuDNN for 3D convolutions (several times slower, more memory): use torch 2.8 or >= 2.10 if you can"
+    return None
 
 
 def accumulator_bytes(volume_shape: tuple[int, ...], patch_size: tuple[int, ...], num_outputs: int) -> int:
