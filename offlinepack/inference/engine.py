@@ -75,7 +75,9 @@ class Engine:
                 nets = [n if index == 0 else copy.deepcopy(n) for n in model.networks]
                 nets = [_place(n, device) for n in nets]
                 if settings.compile:
-                    nets = [torch.compile(n) for n in nets]
+                    # one specialised graph per batch size (probe 1, planned batch, a last partial
+                    # batch) instead of a slower dynamic-shape graph
+                    nets = [torch.compile(n, dynamic=False) for n in nets]
                 per_model.append(nets)
             self._states.append(_DeviceState(device=device, networks=per_model))
         if any(s.device.type == "cuda" for s in self._states):
