@@ -3,15 +3,17 @@
 
     .venv/bin/python scripts/bench_run.py                        # CPU, demo model, one 320^3 volume
     .venv/bin/python scripts/bench_run.py --rss-volumes 20 --rss-size 96
-    # GPU machine, m7-sized network (e.g. C's random-weight ResEnc-L export), 5 volumes to see the overlap:
-    python scripts/bench_run.py --model /path/to/m7 --device cuda --precision fp16 --size 320 --volumes 5 --mirror 0,1,2
+    # GPU machine, m7-sized random-weight nnU-Net (as scripts/bench_infer.py builds it), 5 volumes for the overlap:
+    python scripts/bench_run.py --model m7 --device cuda --precision fp16 --mirror 0,1,2 --size 320 --volumes 5 \
+        --rss-volumes 20 --rss-size 320
 
 Part 1 (stages): one volume through each stage alone, timed: read (LZW TIFF, the reader run uses),
 inference (engine.predict), post (default post-processing), write (mask TIFF), zip (validated zip).
 Part 2 (pipeline): `run_pipeline` on --volumes volumes of --size^3 (overlapped), wall time and the share
 of wall time that is not inference (goal on a GPU: <= 10 %).
 Part 3 (memory): `run_pipeline` on --rss-volumes volumes of --rss-size^3; RSS after each volume and the
-peak (VmHWM). Flat = the last volume's RSS within 5 % of the third's.
+peak (VmHWM, process-wide: use --skip-stages for the memory run's own peak). Flat = the second half of
+the run never 5 % above the first half's highest RSS; also the least-squares slope in MiB per volume.
 Prints one JSON object (also written to --json-out).
 """
 
@@ -48,6 +50,19 @@ def _write_inputs(folder: Path, count: int, size: int) -> Path:
         write_lzw_tiff(np.roll(base, 7 * i, axis=2), images / f"{1000 + i}.tif")
     (folder / "test.csv").write_text("id,scroll_id\n" + "".join(f"{1000 + i},1\n" for i in range(count)))
     return folder
+
+
+def _m7_model(work: Path) -> str:
+    """A random-weight nnU-Net folder with the m7 plans (ResEnc-L, 192^3 patch), written by bench_infer.py."""
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(repo), str(repo / "scripts")]
+    from bench_infer import write_model
+
+    folder = work / "m7"
+    write_model(folder, smoke=False)
+    return str(folder)
 
 
 def _config(args: argparse.Namespace, input_dir: Path, output: Path):
@@ -107,16 +122,21 @@ def pipeline(args: argparse.Namespace, work: Path, count: int, size: int, name: 
                           check_ready=False)
     wall = time.perf_counter() - start
     inference = sum(v.seconds.get("inference", 0.0) for v in report.volumes)
-    flat = len(rss) < 3 or abs(rss[-1] - rss[2]) <= 0.05 * rss[2]
+    half = len(rss) // 2
+    # flat = no growth: the second half never rises 5 % above the first half's highest (allocator noise aside)
+    flat = len(rss) < 4 or max(rss[half:]) <= 1.05 * max(rss[:half])
+    slope = float(np.polyfit(np.arange(len(rss)), np.array(rss) / 1024, 1)[0]) if len(rss) > 1 else 0.0
     return {"volumes": count, "size": size, "exit_code": report.exit_code, "wall_s": round(wall, 2),
             "inference_s": round(inference, 2), "non_inference_share": round(1 - inference / wall, 3) if wall else None,
             "seconds": report.seconds, "rss_mib_after_each": [round(k / 1024, 1) for k in rss],
-            "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1), "rss_flat": flat}
+            "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1), "rss_flat": flat,
+            "rss_slope_mib_per_volume": round(slope, 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo", help="model path, or 'demo' (bundled U-Net)")
+    parser.add_argument("--model", default="demo",
+                        help="model path, 'demo' (bundled U-Net) or 'm7' (random-weight m7-sized nnU-Net, needs nnunetv2)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--mirror", default="", help="mirror axes, e.g. 0,1,2 (default: none)")
@@ -135,6 +155,8 @@ def main() -> None:
                                 "load_avg_at_start": os.getloadavg()}}
     with tempfile.TemporaryDirectory(prefix="offlinepack-bench-") as tmp:
         work = Path(tmp)
+        if args.model == "m7":
+            args.model = _m7_model(work)
         if not args.skip_stages:
             result["stages"] = stages(args, work)
             print(json.dumps({"stages": result["stages"]["seconds"]}), flush=True)

@@ -107,6 +107,7 @@ def environment_fact(engine_info: Mapping[str, Any] | None = None, tiff_reader: 
         "packages": {name: _version(name) for name in ("offlinepack", "torch", "numpy", "tifffile", "pillow", "imagecodecs", "connected-components-3d", "scipy")},
         "cuda": info.get("cuda"),
         "devices": info.get("devices"),
+        "gpus": info.get("device_names"),
         "precision": info.get("precision"),
         "tiff_reader": tiff_reader,
     }
