@@ -102,3 +102,15 @@ def test_config_validation_and_unknown_keys_named() -> None:
     with pytest.raises(OfflinepackError, match="unknown key.*treshold"):
         PostConfig.from_mapping({"treshold": 0.3})
     assert PostConfig.from_mapping({"threshold": 0.3, "hysteresis_low": 0.2}).hysteresis_low == 0.2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fill_holes_3d_equals_scipy_binary_fill_holes(backend: str) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    for density in (0.3, 0.55, 0.7):
+        mask = rng.random((30, 34, 38)) < density
+        np.testing.assert_array_equal(fill_holes(mask, "3d", backend), ndimage.binary_fill_holes(mask))
+    assert not fill_holes(np.zeros((4, 4, 4), bool), "3d", backend).any()
+    assert fill_holes(np.ones((4, 4, 4), bool), "3d", backend).all()
