@@ -137,3 +137,27 @@ def test_invalid_new_zip_never_replaces_old(tmp_path: Path) -> None:
         write_submission_zip(files, out, {**shapes, "303": (1, 2, 3)})
     assert any("303.tif: missing" in p for p in info.value.problems)
     assert out.read_bytes() == b"old"
+
+
+def test_without_tifffile_or_cc3d_pillow_and_scipy_take_over(tmp_path: Path) -> None:
+    """A bare kernel: the writer falls back to Pillow, shapes come from Pillow, components from scipy."""
+    code = (
+        "import sys; sys.modules['tifffile'] = None; sys.modules['cc3d'] = None\n"
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from offlinepack.submission import write_mask_tiff, read_tiff_like_scorer, tiff_shape\n"
+        "from offlinepack.post import components_backend, postprocess, PostConfig\n"
+        "m = (np.random.default_rng(1).random((6, 9, 11)) > 0.5).astype(np.uint8)\n"
+        f"p = write_mask_tiff(m, Path({str(tmp_path / 'p.tif')!r}))\n"
+        "assert (read_tiff_like_scorer(p) == m).all() and tiff_shape(p) == (6, 9, 11)\n"
+        "assert components_backend() == 'scipy'\n"
+        "prob = np.zeros((8, 8, 8), np.float16); prob[2:6, 2:6, 2:6] = 0.9\n"
+        "assert postprocess(prob, PostConfig(min_component_voxels=10)).sum() == 64\n"
+        "try:\n"
+        "    components_backend('cc3d')\n"
+        "except Exception as e:\n"
+        "    print('ok', type(e).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok OfflinepackError"
