@@ -107,6 +107,14 @@ def test_snapshot_of_this_interpreter_uses_sys_tags(tmp_path):
     assert load_target_file(tmp_path / "t.json").installed_by_key()["packaging"].version
 
 
+def test_vendored_folders_on_sys_path_are_not_installed_distributions(tmp_path):
+    from offlinepack.target.snapshot import install_paths
+    site = tmp_path / "site-packages"
+    (site / "setuptools" / "_vendor").mkdir(parents=True)
+    assert install_paths([str(site), str(site / "setuptools" / "_vendor"), str(tmp_path / "src")]) == [
+        str(site), str(tmp_path / "src")]
+
+
 def test_bootstrap_snapshot_matches_offlinepack_snapshot(tmp_path):
     """Contract 1: the stdlib `bootstrap.py snapshot` and `offlinepack snapshot` describe this interpreter alike."""
     import subprocess

@@ -6,9 +6,10 @@ one uses packaging, so its tags are exactly `packaging.tags.sys_tags()`.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 
 from packaging import tags as ptags
@@ -18,11 +19,20 @@ from packaging.utils import canonicalize_name
 from offlinepack.target.model import InstalledDistribution, Target
 
 
+def install_paths(search_path: Sequence[str] | None = None) -> list[str]:
+    """sys.path without folders nested inside another entry (setuptools/_vendor and the like, added at run
+    time by an import): what they hold is a package's private copy, not something installed."""
+    entries = [os.path.abspath(p or os.curdir) for p in (sys.path if search_path is None else search_path)]
+    roots = [e for e in entries if os.path.isdir(e)]
+    return [e for e in entries if not any(e != r and e.startswith(r.rstrip(os.sep) + os.sep) and
+                                          os.path.basename(r) in ("site-packages", "dist-packages") for r in roots)]
+
+
 def installed_distributions(dists: Iterable[metadata.Distribution] | None = None) -> tuple[InstalledDistribution, ...]:
     """Name, version and Requires-Dist of every distribution; the first on sys.path wins, like imports."""
     seen: set[str] = set()
     result: list[InstalledDistribution] = []
-    for dist in metadata.distributions() if dists is None else dists:
+    for dist in metadata.distributions(path=install_paths()) if dists is None else dists:
         name, version = dist.metadata["Name"], dist.version
         if not name or not version or canonicalize_name(name) in seen:
             continue

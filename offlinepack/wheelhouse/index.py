@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html.parser
 import os
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,13 +23,27 @@ INDEX_ENV = ("OFFLINEPACK_INDEX_URL", "UV_INDEX_URL", "PIP_INDEX_URL")
 EXTRA_INDEX_ENV = ("UV_EXTRA_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 
 
+# Asked in a child process: importing pip's internals here would break a later `import setuptools`
+# in this process (pip's import disables setuptools' distutils shim), e.g. torch.compile's.
+_ASK_PIP = """
+from pip._internal.configuration import Configuration
+from pip._internal.models.index import PyPI
+configuration = Configuration(isolated=False)
+configuration.load()
+configured = [v for k, v in configuration.items() if k.split(".")[-1] == "index-url"]
+print(configured[0] if configured else PyPI.simple_url)
+"""
+
+
 def _pip_default_index() -> str | None:
-    """pip's built-in default index, so no host name is written here; None without pip."""
+    """The index pip would use (its configuration, else its built-in default, so no host name is written
+    here); None without pip."""
     try:
-        from pip._internal.models.index import PyPI
-    except ImportError:  # pragma: no cover - pip is in every venv we support
+        done = subprocess.run([sys.executable, "-c", _ASK_PIP], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    return PyPI.simple_url
+    url = done.stdout.strip()
+    return url if done.returncode == 0 and url else None
 
 
 def default_index_urls(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
