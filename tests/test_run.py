@@ -234,3 +234,31 @@ def test_not_ready_refuses_unless_forced(tmp_path: Path, env: dict[str, str]) ->
     assert "not ready to run" in refused.output and "competition input" in refused.output and "--force" in refused.output
     forced = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere"), "--force"], env)
     assert forced.exit_code == 2 and "not ready" not in forced.output and "nowhere" in forced.output
+
+
+def test_run_toml_settings_reach_the_run_and_flags_override_them(tmp_path: Path, env: dict[str, str]) -> None:
+    data = _competition(tmp_path / "comp", {"11": SMALL})
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "run.toml").write_text(
+        'models = ["demo"]\ninput = "../comp"\noutput = "../out/sub.zip"\n'
+        '[post]\nthreshold = 0.6\nhysteresis_low = 0.4\nmin_component_voxels = 50\nfill_holes = "2d"\n'
+        "[inference]\nstep_size = 0.75\n"
+    )
+    result = _invoke(["run", "--config", str(tmp_path / "cfg" / "run.toml"), "--threshold", "0.55", "--json"], env)
+    assert result.exit_code == 0, result.output
+    assert zipfile.ZipFile(tmp_path / "out" / "sub.zip").namelist() == ["11.tif"]
+    (record,) = _ledger(tmp_path / "out" / "offlinepack-runs.jsonl")
+    assert record["config"]["post"] == {"threshold": 0.55, "hysteresis_low": 0.4, "min_component_voxels": 50,
+                                        "fill_holes": "2d", "components_backend": "auto"}
+    assert record["config"]["inference"] == {"mirror_axes": [], "step_size": 0.75}
+    assert record["input"]["root"] == str(data)
+
+
+def test_validate_without_inputs_checks_entries_alone(tmp_path: Path, env: dict[str, str]) -> None:
+    from offlinepack.submission import write_mask_tiff
+
+    mask = write_mask_tiff(np.zeros(SMALL, np.uint8), tmp_path / "m.tif")
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
+        archive.write(mask, "11.tif")
+    result = _invoke(["validate", str(tmp_path / "z.zip")], env)
+    assert result.exit_code == 0 and "note: no competition inputs found" in result.output

@@ -37,6 +37,7 @@ A key not listed here is an error naming it.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -112,7 +113,7 @@ def _path(value: str | Path | None, base: Path) -> Path | None:
     if value is None:
         return None
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path)
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))  # "cfg/../data" -> "data"
 
 
 def _model(value: str, base: Path) -> str:
