@@ -262,3 +262,14 @@ def test_validate_without_inputs_checks_entries_alone(tmp_path: Path, env: dict[
         archive.write(mask, "11.tif")
     result = _invoke(["validate", str(tmp_path / "z.zip")], env)
     assert result.exit_code == 0 and "note: no competition inputs found" in result.output
+
+
+@pytest.mark.gpu
+def test_demo_on_cuda_records_the_gpu(tmp_path: Path, env: dict[str, str]) -> None:
+    gpu_env = {k: v for k, v in env.items() if k != "CUDA_VISIBLE_DEVICES"}
+    result = CliRunner().invoke(app, ["run", "--device", "cuda", "--precision", "fp16", "--json"],
+                                env={**gpu_env, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0")})
+    assert result.exit_code == 0, result.output
+    (record,) = _ledger(tmp_path / "offlinepack-runs.jsonl")
+    assert record["environment"]["devices"][0].startswith("cuda") and record["environment"]["gpus"]
+    assert record["environment"]["cuda"]
