@@ -33,7 +33,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle"), "CUDA_VISIBLE_DEVICES": ""}
+    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
 
 
 def _competition(folder: Path, ids: dict[str, tuple[int, int, int]], csv_ids: list[str] | None = None) -> Path:
@@ -266,9 +266,7 @@ def test_validate_without_inputs_checks_entries_alone(tmp_path: Path, env: dict[
 
 @pytest.mark.gpu
 def test_demo_on_cuda_records_the_gpu(tmp_path: Path, env: dict[str, str]) -> None:
-    gpu_env = {k: v for k, v in env.items() if k != "CUDA_VISIBLE_DEVICES"}
-    result = CliRunner().invoke(app, ["run", "--device", "cuda", "--precision", "fp16", "--json"],
-                                env={**gpu_env, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0")})
+    result = _invoke(["run", "--device", "cuda", "--precision", "fp16", "--json"], env)
     assert result.exit_code == 0, result.output
     (record,) = _ledger(tmp_path / "offlinepack-runs.jsonl")
     assert record["environment"]["devices"][0].startswith("cuda") and record["environment"]["gpus"]
