@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from offlinepack.errors import OfflinepackError
+from offlinepack.hashing import sha256_file as sha256_of
 from offlinepack.ledger import (
     add_note,
     append_record,
@@ -16,7 +17,6 @@ from offlinepack.ledger import (
     model_files,
     new_run_id,
     read_ledger,
-    sha256_of,
 )
 
 

@@ -4,7 +4,6 @@ from offlinepack.ledger.facts import (
     environment_fact,
     find_wheelhouse_manifest,
     model_files,
-    sha256_of,
     wheelhouse_fact,
 )
 from offlinepack.ledger.store import (
@@ -31,7 +30,6 @@ __all__ = [
     "model_files",
     "new_run_id",
     "read_ledger",
-    "sha256_of",
     "utc_now",
     "wheelhouse_fact",
 ]

@@ -6,7 +6,6 @@ never imported here: its version comes from package metadata, CUDA and GPUs from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -19,13 +18,8 @@ from typing import Any
 MANIFEST_NAME = "offlinepack.json"
 MANIFEST_FORMAT = "offlinepack-wheelhouse"
 
+from offlinepack.hashing import sha256_file
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -41,7 +35,7 @@ def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
                 files.append(sidecar)
         for path in files:
             if path.exists():
-                out.append({"model": str(model), "path": str(path), "sha256": sha256_of(path), "size": path.stat().st_size})
+                out.append({"model": str(model), "path": str(path), "sha256": sha256_file(path), "size": path.stat().st_size})
     return out
 
 
@@ -87,7 +81,7 @@ def find_wheelhouse_manifest(
 def wheelhouse_fact(manifest: Path | None) -> dict[str, Any] | None:
     if manifest is None:
         return None
-    return {"manifest": str(manifest), "sha256": sha256_of(manifest)}
+    return {"manifest": str(manifest), "sha256": sha256_file(manifest)}
 
 
 def _version(name: str) -> str | None:

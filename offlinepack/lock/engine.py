@@ -12,8 +12,6 @@ The target's installed distributions are held with two inputs uv already underst
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import re
 import shutil
@@ -28,6 +26,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from offlinepack.hashing import record_hash
 from offlinepack.errors import OfflinepackError
 from offlinepack.target import InstalledDistribution, Target
 
@@ -93,9 +92,6 @@ def uv_platform(target: Target) -> UvPlatform:
     return UvPlatform(python_platform=f"{arch}-manylinux_{major}_{minor}", stub_tag=stub)
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
 
 def write_stub_wheel(folder: Path, name: str, version: str, tag: str) -> Path:
     """A metadata-only wheel: exact name and version, no dependencies, no code."""
@@ -106,7 +102,7 @@ def write_stub_wheel(folder: Path, name: str, version: str, tag: str) -> Path:
         f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: offlinepack-stub\nRoot-Is-Purelib: false\nTag: {tag}\n\n"
         .encode(),
     }
-    record = "".join(f"{rel},{_record_hash(data)},{len(data)}\n" for rel, data in files.items()) + f"{info}/RECORD,,\n"
+    record = "".join(f"{rel},{record_hash(data)},{len(data)}\n" for rel, data in files.items()) + f"{info}/RECORD,,\n"
     files[f"{info}/RECORD"] = record.encode()
     path = folder / f"{module}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w") as archive:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
+from offlinepack.hashing import sha256_file
 from offlinepack.models.errors import ModelLoadError
 
 NORMALIZATION_KINDS = ("ct", "zscore", "affine", "none", "rescale_to_0_1", "rgb_to_0_1")
@@ -103,13 +103,6 @@ class LoadedModel:
             **self.details,
         }
 
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_hashes(paths: list[Path]) -> tuple[tuple[str, str], ...]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.ledger.facts import sha256_of
+from offlinepack.hashing import sha256_file
 from offlinepack.submission.validate import ValidationReport, validate_submission
 
 
@@ -66,7 +66,7 @@ def write_submission_zip(
                 f"the new zip failed validation, {output} left unchanged",
                 problems=report.problems,
             )
-        digest = sha256_of(tmp)
+        digest = sha256_file(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, output)
     finally:

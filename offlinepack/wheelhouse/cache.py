@@ -6,13 +6,13 @@ wheelhouse gets a hard link where the file system allows (a warm rebuild copies 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from offlinepack.hashing import sha256_file
 from offlinepack.errors import OfflinepackError
 
 CACHE_ENV = "OFFLINEPACK_CACHE"
@@ -27,13 +27,6 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ, home: Path | None
         return Path(environ["XDG_CACHE_HOME"]) / "offlinepack"
     return (home or Path.home()) / ".cache" / "offlinepack"
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class HashMismatch(OfflinepackError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urljoin
 from urllib.request import pathname2url

@@ -7,7 +7,6 @@ repacked from the installed files (RECORD), because there is no index to downloa
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import shutil
@@ -18,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 import offlinepack
+from offlinepack.hashing import record_hash
 from offlinepack.errors import OfflinepackError
 from offlinepack.wheelhouse.cache import sha256_file
 from offlinepack.wheelhouse.sdist import build_command, run_build
@@ -74,9 +74,6 @@ def wheel_info(path: Path) -> SelfWheel:
     return SelfWheel(path=path, version=version, sha256=sha256_file(path), size=path.stat().st_size)
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
 
 def repack_installed(out_dir: Path, dist_name: str = "offlinepack") -> Path:
     """Rebuild a wheel from an installed distribution's files (those under site-packages)."""
@@ -92,7 +89,7 @@ def repack_installed(out_dir: Path, dist_name: str = "offlinepack") -> Path:
         if rel.endswith(("/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json")):
             continue
         entries[rel] = Path(file.locate()).read_bytes()
-    record = "".join(f"{rel},{_record_hash(data)},{len(data)}\n" for rel, data in entries.items())
+    record = "".join(f"{rel},{record_hash(data)},{len(data)}\n" for rel, data in entries.items())
     entries[f"{info_dir}/RECORD"] = (record + f"{info_dir}/RECORD,,\n").encode()
     path = out_dir / f"{dist_name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
