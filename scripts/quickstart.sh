@@ -50,8 +50,7 @@ if [ "$status" -gt 1 ]; then
     exit "$status"
 fi
 
-step "6/6 validate $WORK/kaggle/working/submission.zip against the demo's source volumes"
-DEMO_INPUT=$("$WORK/kernel/bin/python" -c "from offlinepack.runner.plan import demo_input_dir; print(demo_input_dir())")
-"$OP" validate "$WORK/kaggle/working/submission.zip" --input "$DEMO_INPUT"
+step "6/6 validate $WORK/kaggle/working/submission.zip (ids and shapes from the run's ledger beside it)"
+"$OP" validate "$WORK/kaggle/working/submission.zip"
 echo
 echo "done: $WORK/kaggle/working/submission.zip"

@@ -71,6 +71,9 @@ def test_demo_run_with_no_arguments_gives_a_valid_zip(tmp_path: Path, env: dict[
     assert record["environment"]["tiff_reader"] and record["environment"]["packages"]["torch"]
     validated = _invoke(["validate", str(out), "--input", record["input"]["root"]], env)
     assert validated.exit_code == 0 and "valid:" in validated.output
+    # without the source volumes, the ledger beside the zip knows which run wrote it, its ids and shapes
+    by_ledger = _invoke(["validate", str(out), "--json"], env)
+    assert by_ledger.exit_code == 0 and record["run_id"] in json.loads(by_ledger.stdout)["note"]
 
 
 @pytest.mark.slow
@@ -261,7 +264,7 @@ def test_validate_without_inputs_checks_entries_alone(tmp_path: Path, env: dict[
     with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
         archive.write(mask, "11.tif")
     result = _invoke(["validate", str(tmp_path / "z.zip")], env)
-    assert result.exit_code == 0 and "note: no competition inputs found" in result.output
+    assert result.exit_code == 0 and "note: no competition inputs found (pass --input DIR)" in result.output
 
 
 @pytest.mark.gpu

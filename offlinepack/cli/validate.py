@@ -17,6 +17,21 @@ from offlinepack.cli.run import kaggle_root_from_env
 from offlinepack.errors import OfflinepackError
 
 
+def _expected_from_ledger(zip_path: Path) -> tuple[dict[str, tuple[int, ...]] | None, str]:
+    """Without source volumes, the run that wrote this exact zip (found by sha256 in the ledger beside it)
+    still knows every id and (Z,H,W) it had to produce."""
+    from offlinepack.hashing import sha256_file
+    from offlinepack.ledger import LEDGER_NAME, read_ledger, recorded_shapes, run_for_zip
+
+    ledger = zip_path.parent / LEDGER_NAME
+    if zip_path.is_file() and ledger.is_file():
+        run = run_for_zip(read_ledger(ledger), sha256_file(zip_path))
+        if run is not None and recorded_shapes(run):
+            return recorded_shapes(run), (f"no competition inputs found: checked ids and shapes against run "
+                                          f"{run.run_id}, which wrote this zip ({ledger})")
+    return None, "no competition inputs found (pass --input DIR): checked each entry alone, not ids or shapes"
+
+
 @reports_errors
 def validate(
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="The submission.zip to check.")],
@@ -36,7 +51,7 @@ def validate(
         try:
             expected = find_inputs(None, kaggle_root=kaggle_root_from_env())
         except OfflinepackError:
-            note = "no competition inputs found (pass --input DIR): checked each entry alone, not ids or shapes"
+            expected, note = _expected_from_ledger(zip_path)
     report = validate_submission(zip_path, expected)
     code = exit_codes.OK if report.valid else exit_codes.DEGRADED
     if as_json:

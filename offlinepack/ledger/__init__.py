@@ -15,6 +15,8 @@ from offlinepack.ledger.store import (
     find_run,
     new_run_id,
     read_ledger,
+    recorded_shapes,
+    run_for_zip,
     utc_now,
 )
 
@@ -30,6 +32,8 @@ __all__ = [
     "model_files",
     "new_run_id",
     "read_ledger",
+    "recorded_shapes",
+    "run_for_zip",
     "utc_now",
     "wheelhouse_fact",
 ]

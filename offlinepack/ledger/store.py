@@ -142,6 +142,21 @@ def find_run(ledger: Ledger, ref: str) -> RunEntry:
     )
 
 
+def run_for_zip(ledger: Ledger, zip_sha256: str) -> RunEntry | None:
+    """The latest run that wrote a zip with this sha256: which run a submission came from."""
+    for run in reversed(ledger.runs):
+        submission = run.record.get("submission") or {}
+        if isinstance(submission, dict) and submission.get("sha256") == zip_sha256:
+            return run
+    return None
+
+
+def recorded_shapes(run: RunEntry) -> dict[str, tuple[int, ...]]:
+    """id -> (Z,H,W) of each source volume as the run recorded it (the masks were checked against them)."""
+    return {str(volume["id"]): tuple(int(n) for n in volume["shape"])
+            for volume in run.record.get("volumes") or () if isinstance(volume, dict) and volume.get("shape")}
+
+
 def add_note(
     path: Path,
     run_ref: str,
