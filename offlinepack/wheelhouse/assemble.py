@@ -33,6 +33,7 @@ from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, LOCK_NAME, MANIFEST
 from offlinepack.wheelhouse.sdist import BuiltWheel, build_wheel_from_sdist
 from offlinepack.wheelhouse.select import Plan, PlannedFile, plan_files
 from offlinepack.wheelhouse.selfwheel import SelfWheel, find_bootstrap, offlinepack_wheel, wheel_info
+from offlinepack.wheelhouse.runtime_needs import runtime_gaps
 
 
 KAGGLE_FILE_LIMIT = 1000  # a dataset file-count cap Kaggle has enforced (may be gone today)
@@ -250,7 +251,7 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
 
-    warnings = []
+    warnings = runtime_gaps(options.target, {canonicalize_name(f.package): f.version for f in files})
     if lock.target_name and lock.target_name != options.target.name:
         warnings.append(f"the lock was made for target {lock.target_name!r}, this build is for {options.target.name!r}")
     if len(files) + 4 > KAGGLE_FILE_LIMIT:

@@ -1,0 +1,58 @@
+"""Will offlinepack itself run in the kernel? Its own requirements against what the kernel has plus the lock.
+
+bootstrap installs offlinepack's wheel with --no-deps (the kernel's stack must not move), so what
+`offlinepack doctor`/`run` import in the kernel has to be there already or be in the lock. A gap
+found here is a warning at build time instead of an ImportError in a notebook with the internet off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from offlinepack.target import Target
+
+KERNEL_EXTRAS = ("", "run")  # core + what `offlinepack run` needs; torch is the kernel's own, never listed
+
+
+def own_requirements(dist_name: str = "offlinepack") -> tuple[str, ...]:
+    """Requires-Dist of the installed offlinepack; empty when it is not installed (then nothing is checked)."""
+    try:
+        return tuple(metadata.requires(dist_name) or ())
+    except metadata.PackageNotFoundError:
+        return ()
+
+
+def runtime_gaps(target: Target, shipped: Mapping[str, str], requirements: Iterable[str] | None = None) -> list[str]:
+    """One line per requirement of offlinepack's kernel side that neither the target nor the lock satisfies.
+
+    `shipped`: canonical name -> version of what the wheelhouse carries.
+    """
+    installed = {dist.key: dist.version for dist in target.installed}
+    gaps: list[str] = []
+    for text in own_requirements() if requirements is None else requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.marker and not any(
+                requirement.marker.evaluate({**target.markers, "extra": extra}) for extra in KERNEL_EXTRAS):
+            continue
+        key = canonicalize_name(requirement.name)
+        where, version = ("the wheelhouse", shipped[key]) if key in shipped else ("the target", installed.get(key))
+        if version is None:
+            gaps.append(f"offlinepack needs {requirement.name}{requirement.specifier} in the kernel, but target "
+                        f"{target.name} does not have it and the lock does not ship it: add `{requirement.name}` "
+                        "to your requirements and lock again")
+            continue
+        try:
+            ok = requirement.specifier.contains(Version(version), prereleases=True)
+        except InvalidVersion:
+            continue
+        if not ok:
+            gaps.append(f"offlinepack needs {requirement.name}{requirement.specifier}; {where} has {version}")
+    return gaps
