@@ -232,11 +232,14 @@ def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:
 
 
 def test_not_ready_refuses_unless_forced(tmp_path: Path, env: dict[str, str]) -> None:
-    refused = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere")], env)
+    (tmp_path / "empty").mkdir()  # exists, but holds no volumes: the readiness check's input check fails
+    refused = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "empty")], env)
     assert refused.exit_code == 2
     assert "not ready to run" in refused.output and "competition input" in refused.output and "--force" in refused.output
-    forced = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere"), "--force"], env)
-    assert forced.exit_code == 2 and "not ready" not in forced.output and "nowhere" in forced.output
+    forced = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "empty"), "--force"], env)
+    assert forced.exit_code == 2 and "not ready" not in forced.output and "empty" in forced.output
+    missing = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "nowhere")], env)
+    assert missing.exit_code == 2 and f"input folder {tmp_path / 'nowhere'} does not exist" in missing.output
 
 
 def test_run_toml_settings_reach_the_run_and_flags_override_them(tmp_path: Path, env: dict[str, str]) -> None:

@@ -84,12 +84,22 @@ def test_plan_outside_kernel_uses_demo_and_cwd(tmp_path: Path) -> None:
 def test_plan_in_kernel_needs_a_model_and_writes_to_working(tmp_path: Path) -> None:
     kaggle = tmp_path / "kaggle"
     (kaggle / "working").mkdir(parents=True)
-    with pytest.raises(OfflinepackError, match="no model given"):
+    with pytest.raises(OfflinepackError) as info:
         plan_run(RunConfig(), kaggle_root=kaggle, cwd=tmp_path)
+    assert info.value.problems[0].startswith("no model given: pass --model PATH")
     plan = plan_run(RunConfig(models=("demo",)), kaggle_root=kaggle, cwd=tmp_path)
     assert plan.in_kernel and plan.output == kaggle / "working" / "submission.zip"
-    with pytest.raises(OfflinepackError, match="do not exist"):
+    with pytest.raises(OfflinepackError) as info:
         plan_run(RunConfig(models=(str(tmp_path / "nope"),)), kaggle_root=kaggle)
+    assert info.value.problems == (f"model path {tmp_path / 'nope'} does not exist",)
+
+
+def test_every_argument_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(OfflinepackError) as info:
+        plan_run(RunConfig(input=tmp_path / "missing"), kaggle_root=tmp_path / "no-kaggle", cwd=tmp_path)
+    assert info.value.message == "cannot start the run"
+    assert info.value.problems[0] == f"input folder {tmp_path / 'missing'} does not exist (or is not a folder)"
+    assert info.value.problems[1].startswith("no model given")
 
 
 def test_output_not_writable_is_caught_before_any_work(tmp_path: Path) -> None:

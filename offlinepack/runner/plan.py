@@ -49,26 +49,28 @@ def plan_run(
     cwd = Path(cwd or Path.cwd())
     output = config.output or ((Path(kaggle_root) / "working" if kernel else cwd) / "submission.zip")
     demo = False
+    problems: list[str] = []  # every problem with the arguments at once, not one per attempt
+    if config.input is not None and not Path(config.input).is_dir():
+        problems.append(f"input folder {config.input} does not exist (or is not a folder)")
     if not config.models:
         if kernel or config.input is not None:
-            raise OfflinepackError(
-                "no model given",
-                hint=f"pass --model PATH (nnU-Net folder, TorchScript file, built-in checkpoint), or --model {DEMO_MODEL} for the bundled demo",
-            )
-        # the embedded default: bundled checkpoint on a synthetic competition-like sample
-        sample = write_demo_input(demo_input_dir(temp_root))
-        config = replace(config, models=(DEMO_MODEL,), input=sample)
+            problems.append(f"no model given: pass --model PATH (nnU-Net folder, TorchScript file, built-in "
+                            f"checkpoint), or --model {DEMO_MODEL} for the bundled demo")
+        else:
+            # the embedded default: bundled checkpoint on a synthetic competition-like sample
+            sample = write_demo_input(demo_input_dir(temp_root))
+            config = replace(config, models=(DEMO_MODEL,), input=sample)
     if DEMO_MODEL in config.models:
         demo = True
         # mirroring buys the synthetic-sheet model nothing and costs 8x: off unless asked for
         config = replace(config, inference={"mirror_axes": (), **config.inference})
     models = tuple(DEMO_CHECKPOINT if m == DEMO_MODEL else Path(m) for m in config.models)
-    missing = [str(m) for m in models if not m.exists()]
-    if missing:
+    problems += [f"model path {m} does not exist" for m in models if not m.exists()]
+    if problems:
         raise OfflinepackError(
-            "model path(s) do not exist",
-            problems=missing,
-            hint="check the paths; in a kernel, attached models are under /kaggle/input/",
+            "cannot start the run",
+            problems=problems,
+            hint="check the paths; in a kernel, attached datasets and models are under /kaggle/input/",
         )
     output = Path(output)
     return RunPlan(config, output, output.parent / f"{output.stem}{MASKS_SUFFIX}", kernel, demo, models)
