@@ -96,6 +96,22 @@ def test_target_held_left_out_and_held_back_explained(tmp_path, local_index):
     assert not any(path.startswith("/files/torch") for path in local_index.requests)
 
 
+def test_everything_provided_writes_a_valid_empty_lock_that_builds(tmp_path, local_index):
+    """A lock the target already satisfies ships nothing: `packages = []` (PEP 751 requires the key)."""
+    stack(local_index.root)
+    result, data = do_lock(tmp_path, local_index, ["timm", "numpy"], small_target(KERNEL))
+    assert result.packages == () and data["packages"] == []
+    assert data["tool"]["offlinepack"]["provided"] == [{"name": "numpy", "version": "2.0.2"},
+                                                       {"name": "timm", "version": "1.0.26"}]
+    target_file = tmp_path / "target.json"
+    dump_target(small_target(KERNEL), target_file)
+    out = tmp_path / "wheels"
+    built = runner.invoke(app, ["build", str(tmp_path / "pylock.toml"), "--target", str(target_file), "-o", str(out),
+                                "--dataset-id", "me/wheels", "--cache-dir", str(tmp_path / "cache")])
+    assert built.exit_code == 0, built.output
+    assert {p.name for p in out.iterdir()} >= {"bootstrap.py", "pylock.toml", "offlinepack.json"}
+
+
 def test_conflict_with_target_names_both_sides(tmp_path, local_index):
     stack(local_index.root)
     with pytest.raises(OfflinepackError) as info:

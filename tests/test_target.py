@@ -151,6 +151,23 @@ def test_broken_capture_folder_lists_every_problem(tmp_path):
     assert "installed[0].metadata: expected name and version" in problems
 
 
+def test_target_file_problems_named_by_field_in_json_terms(tmp_path):
+    data = json.loads((REPO_ROOT / "offlinepack/target/builtin/kaggle-gpu.json").read_text())
+    data["markers"] = {}  # an empty object used to pass, then broke the lock's `environments` marker
+    data["tags"] = "cp312-cp312-linux_x86_64"
+    data["interpreter"] = []
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    with pytest.raises(OfflinepackError) as info:
+        resolve_target(tmp_path / "t.json")
+    assert info.value.problems == (
+        "interpreter: expected object, got array",
+        "tags: expected array, got string",
+        "markers: missing implementation_name, implementation_version, os_name, platform_machine, "
+        "platform_python_implementation, platform_release, platform_system, platform_version, python_full_version, "
+        "python_version, sys_platform (the full PEP 508 marker environment)",
+    )
+
+
 def test_target_file_not_json(tmp_path):
     (tmp_path / "t.json").write_text("{nope")
     with pytest.raises(OfflinepackError, match=r"not JSON \(line 1, column 2"):

@@ -156,6 +156,9 @@ def render_pylock(
 ) -> str:
     lines = ['lock-version = "1.0"', f"environments = {_toml(list(environments))}",
              f"requires-python = {_toml(requires_python)}", 'created-by = "offlinepack"', ""]
+    if not packages:
+        # PEP 751 requires the key: a lock whose requirements the target already satisfies ships nothing.
+        lines += ["packages = []", ""]
     for package in sorted(packages, key=lambda p: p.name):
         lines += ["[[packages]]", f"name = {_toml(package.name)}", f"version = {_toml(package.version)}"]
         wheels = [_file_table(f, portable) for f in package.files if f.kind == "wheel"]

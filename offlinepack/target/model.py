@@ -106,11 +106,19 @@ class Target:
         return data
 
 
+def _json_kind(kind: type) -> str:
+    """A type as a JSON file's reader knows it: object, array, string, ..."""
+    if issubclass(kind, Mapping):
+        return "object"
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(kind, kind.__name__)
+
+
 def _expect(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, problems: list[str]) -> Any:
     value = data.get(key)
     if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        got = "missing" if key not in data else f"{type(value).__name__}"
+        names = _json_kind(kind) if isinstance(kind, type) else " or ".join(_json_kind(k) for k in kind)
+        got = "missing" if key not in data else _json_kind(type(value))
         problems.append(f"{where}{key}: expected {names}, got {got}")
         return None
     return value
@@ -128,35 +136,40 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
     name = _expect(data, "name", str, "", problems)
     interpreter = _expect(data, "interpreter", Mapping, "", problems) or {}
     platform = _expect(data, "platform", Mapping, "", problems) or {}
-    markers = _expect(data, "markers", Mapping, "", problems) or {}
-    tags = _expect(data, "tags", list, "", problems) or []
+    markers = _expect(data, "markers", Mapping, "", problems)
+    tags = _expect(data, "tags", list, "", problems)
     installed_raw = data.get("installed", [])
     implementation = _expect(interpreter, "implementation", str, "interpreter.", problems) if interpreter else None
     version = _expect(interpreter, "version", str, "interpreter.", problems) if interpreter else None
     system = _expect(platform, "system", str, "platform.", problems) if platform else None
     machine = _expect(platform, "machine", str, "platform.", problems) if platform else None
-    for key in MARKER_KEYS:
-        if markers and not isinstance(markers.get(key), str):
-            problems.append(f"markers.{key}: expected str, got {'missing' if key not in markers else type(markers[key]).__name__}")
-    for i, tag in enumerate(tags):
+    if markers is not None:  # an empty object too: every key is needed to evaluate markers
+        missing = [key for key in MARKER_KEYS if key not in markers]
+        if missing:
+            problems.append(f"markers: missing {', '.join(missing)} (the full PEP 508 marker environment)")
+        for key in MARKER_KEYS:
+            if key in markers:
+                _expect(markers, key, str, "markers.", problems)
+    markers = markers or {}
+    for i, tag in enumerate(tags or []):
         if not isinstance(tag, str) or tag.count("-") != 2:
             problems.append(f"tags[{i}]: expected 'python-abi-platform', got {tag!r}")
-    if isinstance(tags, list) and not tags:
+    if tags is not None and not tags:
         problems.append("tags: empty (a target needs at least one wheel tag)")
     installed: list[InstalledDistribution] = []
     if not isinstance(installed_raw, list):
-        problems.append(f"installed: expected list, got {type(installed_raw).__name__}")
+        problems.append(f"installed: expected array, got {_json_kind(type(installed_raw))}")
         installed_raw = []
     for i, item in enumerate(installed_raw):
         where = f"installed[{i}]."
         if not isinstance(item, Mapping):
-            problems.append(f"installed[{i}]: expected object, got {type(item).__name__}")
+            problems.append(f"installed[{i}]: expected object, got {_json_kind(type(item))}")
             continue
         dist_name = _expect(item, "name", str, where, problems)
         dist_version = _expect(item, "version", str, where, problems)
         requires = item.get("requires", [])
         if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-            problems.append(f"{where}requires: expected list of str")
+            problems.append(f"{where}requires: expected an array of strings")
             requires = []
         if dist_name and dist_version:
             installed.append(InstalledDistribution(name=dist_name, version=dist_version, requires=tuple(requires)))
