@@ -226,6 +226,18 @@ def test_unreachable_index_is_a_clear_error(tmp_path):
     assert "Connection refused" in info.value.message
 
 
+def test_bad_index_url_and_find_links_are_named_before_resolving(tmp_path):
+    (tmp_path / "r.in").write_text("anything\n")
+    with pytest.raises(OfflinepackError) as info:
+        lock_requirements(LockOptions(requirements=(tmp_path / "r.in",), target=small_target({}),
+                                      output=tmp_path / "p.toml", index_url="not-a-url",
+                                      find_links=(tmp_path / "nowhere",), cache_dir=tmp_path / "c"))
+    assert info.value.problems == (
+        "--index-url 'not-a-url' is neither an http(s):// or file:// URL nor an existing folder",
+        f"--find-links {tmp_path / 'nowhere'}: no such folder")
+    assert not (tmp_path / "p.toml").exists()
+
+
 def test_existing_lock_untouched_on_failure(tmp_path, local_index):
     stack(local_index.root)
     (tmp_path / "pylock.toml").write_text("good = true\n")

@@ -210,6 +210,7 @@ def test_hash_mismatch_is_an_error_and_the_file_is_not_kept(project: dict, self_
         build_wheelhouse(options(project, self_wheel))
     (line,) = [p for p in caught.value.problems if "hash mismatch" in p]
     assert codecs.name in line and expected in line and sha256_of(codecs) in line
+    assert "lock again with `offlinepack lock`" in caught.value.hint
     assert not project["out"].exists() and leftovers(project["out"].parent) == []
     cached_names = [p.name for p in (project["cache"] / "sha256").rglob("*") if p.is_file()]
     assert codecs.name not in cached_names and "alpha-1.0-cp312-cp312-manylinux_2_28_x86_64.whl" in cached_names
@@ -508,6 +509,22 @@ def test_portable_lock_file_missing_from_every_index_is_named(local_index: Local
     assert caught.value.problems == (
         f"cannot find {gone.name} (alpha) on the package index: {local_index.url}alpha/ (not listed); "
         f"{dead}alpha/ (Connection refused)",)
+    assert not project["out"].exists()
+
+
+def test_portable_lock_with_an_index_that_is_not_a_url_is_an_error_not_a_traceback(
+        local_index: LocalIndex, tmp_path: Path, self_wheel: Path) -> None:
+    wheel = make_wheel(local_index.root, "alpha", "1.0")
+    lock = write_lock(tmp_path / "pylock.toml", [
+        {"name": "alpha", "version": "1.0",
+         "wheels": [f'{{path = "{wheel.name}", hashes = {{sha256 = "{sha256_of(wheel)}"}}}}']}],
+        tool="files-from-index = true")
+    project = {"lock": lock, "out": tmp_path / "out", "cache": tmp_path / "cache"}
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, index_urls=("not-a-url",)))
+    assert caught.value.problems == (
+        f"cannot find {wheel.name} (alpha) on the package index: not-a-url/alpha/ "
+        "(not an http(s):// or file:// URL; pass --index-url https://HOST/simple/)",)
     assert not project["out"].exists()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -244,9 +245,23 @@ def _replacement_warnings(target: Target, replaced: Sequence[tuple[str, str, str
     return found
 
 
+def _check_sources(options: LockOptions) -> None:
+    """--index-url and --find-links, checked before uv gets them (uv reads a bad URL as a missing folder and
+    then reports every package as unknown)."""
+    problems = []
+    url = options.index_url
+    if url is not None and urlsplit(url).scheme not in ("http", "https", "file") and not Path(url).is_dir():
+        problems.append(f"--index-url {url!r} is neither an http(s):// or file:// URL nor an existing folder")
+    problems += [f"--find-links {path}: no such folder" for path in options.find_links if not Path(path).is_dir()]
+    if problems:
+        raise OfflinepackError("cannot lock: bad package source", problems=problems,
+                               hint="e.g. --index-url https://HOST/simple/ (a PEP 503 index) or --find-links ./wheels")
+
+
 def lock_requirements(options: LockOptions) -> LockResult:
     """Resolve `options.requirements` for `options.target` and write `options.output`."""
     target = options.target
+    _check_sources(options)
     direct = read_requirements(options.requirements)
     uv = engine.find_uv(options.uv)
     platform = engine.uv_platform(target)

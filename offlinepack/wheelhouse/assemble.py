@@ -206,11 +206,17 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
         own = own_future.result() if own_future is not None else None
     if fetched.problems:
         unreachable = any(p.startswith(("cannot download", "cannot find")) for p in fetched.problems)
+        mismatch = any(p.startswith("hash mismatch") for p in fetched.problems)
+        hints = []
+        if unreachable:
+            hints.append("check the network or the index; files already fetched stay cached in "
+                         f"{cache_root} and are not fetched again")
+        if mismatch:
+            hints.append("the index serves other bytes than the lock names: lock again with `offlinepack lock` "
+                         "(or use the index the lock was made with); a file that fails its hash is never kept")
         raise OfflinepackError(
             f"{len(fetched.problems)} file(s) could not be fetched; nothing was written to {options.output}",
-            problems=fetched.problems,
-            hint=("check the network or the index; files already fetched stay cached in "
-                  f"{cache_root} and are not fetched again") if unreachable else None,
+            problems=fetched.problems, hint="; ".join(hints) or None,
         )
     collected, problems, built = _collect_files(plan, fetched, options, cache_root, progress)
     if problems:

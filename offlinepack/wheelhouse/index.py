@@ -87,6 +87,8 @@ def _project_page(index: str, project: str, timeout: float) -> tuple[str, dict[s
     import urllib.request
 
     page = f"{index.rstrip('/')}/{project}/"
+    if urlsplit(index).scheme not in ("http", "https", "file"):
+        return page, None, "not an http(s):// or file:// URL; pass --index-url https://HOST/simple/"
     request = urllib.request.Request(page, headers={"Accept": "text/html", "User-Agent": "offlinepack"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
