@@ -269,6 +269,8 @@ def test_every_input_problem_is_reported_at_once(project: dict, self_wheel: Path
             "and no sdist; the target's best tags: cp312-cp312-linux_x86_64, cp312-cp312-manylinux_2_35_x86_64, "
             "cp312-cp312-manylinux_2_34_x86_64") in problems
     assert any("title 'tiny'" in p for p in problems) and any("slug 'x'" in p for p in problems)
+    # the hint says how to fix each kind of problem, not just "fix the lines above"
+    assert "--dataset-id owner/slug, --title TEXT" in caught.value.hint
     assert project["index"].requests == []  # nothing fetched before the inputs are sound
 
 
@@ -279,6 +281,7 @@ def test_malformed_lock_names_file_and_field(project: dict, self_wheel: Path, tm
         build_wheelhouse(options(project, self_wheel, lock=bad))
     assert caught.value.problems == (
         f"{bad}: not a valid pylock.toml: Unexpected type str (expected int) in 'packages[0].wheels[0].size'",)
+    assert "offlinepack lock" in caught.value.hint
     bad.write_text("lock-version = \n")
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel, lock=bad))

@@ -94,6 +94,7 @@ def _problems_of(error: OfflinepackError) -> list[str]:
 def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadata]:
     """Lock, per-target plan, dataset metadata and output folder, every problem collected before failing."""
     problems: list[str] = []
+    hints: list[str] = []
     lock = plan = meta = None
     output = Path(options.output)
     if output.exists() and not output.is_dir():
@@ -107,14 +108,16 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
         plan = plan_files(lock, options.target)
     except OfflinepackError as error:
         problems += _problems_of(error)
+        hints.append(error.hint or f"write the lock with `offlinepack lock REQ... --target T -o {options.lock}`")
     try:
         meta = dataset_metadata(dataset_id=options.dataset_id, title=options.title, license=options.license,
                                 default_slug=output.name, target_name=options.target.name, environ=options.environ)
     except OfflinepackError as error:
         problems += _problems_of(error)
+        hints += [error.hint] if error.hint else []
     if problems or lock is None or plan is None or meta is None:
         raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems,
-                               hint="fix the lines above; all problems found are listed")
+                               hint="; ".join(hints) or "fix the lines above; all problems found are listed")
     return lock, plan, meta
 
 
