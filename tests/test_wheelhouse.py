@@ -17,7 +17,7 @@ import pytest
 from packaging.pylock import Pylock
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import Target
+from offlinepack.target import InstalledDistribution, Target
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.dataset import PLACEHOLDER_OWNER, dataset_metadata
 from offlinepack.wheelhouse.lockfile import tomllib
@@ -529,6 +529,28 @@ def test_portable_lock_with_an_index_that_is_not_a_url_is_an_error_not_a_traceba
         f"cannot find {wheel.name} (alpha) on the package index: not-a-url/alpha/ "
         "(not an http(s):// or file:// URL; pass --index-url https://HOST/simple/)",)
     assert not project["out"].exists()
+
+
+def test_build_for_a_target_without_what_the_lock_counts_on_says_so(project: dict, self_wheel: Path) -> None:
+    """The lock's `provided` (numpy 2.0.2, torch 2.8.0) checked against the build's target: bootstrap would
+    refuse a missing one in the kernel, so the build names it now."""
+    target = Target(**{**{k: getattr(make_target(), k) for k in ("name", "implementation", "python_version", "system",
+                                                                  "machine", "libc", "libc_version", "markers",
+                                                                  "tags")},
+                       "installed": (InstalledDistribution(name="torch", version="2.9.0"),)})
+    result = build_wheelhouse(options(project, self_wheel, target=target))
+    assert [w for w in result.warnings if w.startswith("the lock")] == [
+        "the lock counts on the target providing numpy 2.0.2, but target 'test-kernel' does not have it "
+        "(bootstrap will refuse it): lock again with --target test-kernel",
+        "the lock was resolved against torch 2.8.0, target 'test-kernel' has 2.9.0: lock again with --target "
+        "test-kernel",
+    ]
+    same = Target(**{**{k: getattr(target, k) for k in ("name", "implementation", "python_version", "system",
+                                                       "machine", "libc", "libc_version", "markers", "tags")},
+                     "installed": (InstalledDistribution(name="NumPy", version="2.0.2"),
+                                   InstalledDistribution(name="torch", version="2.8"))})
+    again = build_wheelhouse(options(project, self_wheel, target=same, force=True))
+    assert [w for w in again.warnings if w.startswith("the lock")] == []
 
 
 def test_index_urls_come_from_the_environment_then_pip() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from offlinepack import __version__
 from offlinepack.errors import OfflinepackError
@@ -119,6 +120,30 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
         raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems,
                                hint="; ".join(hints) or "fix the lines above; all problems found are listed")
     return lock, plan, meta
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _provided_gaps(lock: LockFile, target: Target) -> list[str]:
+    """What the lock counts on the kernel having (`provided`) that this build's target lacks or has at another
+    version: bootstrap refuses the first in the kernel and warns about the second."""
+    installed = target.installed_by_key()
+    gaps = []
+    for item in lock.provided:
+        have = installed.get(canonicalize_name(item.name))
+        if have is None:
+            gaps.append(f"the lock counts on the target providing {item.name} {item.version}, but target "
+                        f"{target.name!r} does not have it (bootstrap will refuse it): lock again with "
+                        f"--target {target.name}")
+        elif item.version and not _same_version(have.version, item.version):
+            gaps.append(f"the lock was resolved against {item.name} {item.version}, target {target.name!r} has "
+                        f"{have.version}: lock again with --target {target.name}")
+    return gaps
 
 
 def _build_one(item: PlannedFile, cached: Path, options: BuildOptions, cache_root: Path,
@@ -263,6 +288,7 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
     warnings = runtime_gaps(options.target, {canonicalize_name(f.package): f.version for f in files})
     if lock.target_name and lock.target_name != options.target.name:
         warnings.append(f"the lock was made for target {lock.target_name!r}, this build is for {options.target.name!r}")
+    warnings += _provided_gaps(lock, options.target)
     if len(files) + 4 > KAGGLE_FILE_LIMIT:
         warnings.append(f"{len(files) + 4} files: Kaggle datasets have held at most {KAGGLE_FILE_LIMIT} files; "
                         "upload with `kaggle datasets create -r zip` if it is refused")
