@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
 from offlinepack.lock import LockOptions, lock_requirements
+from offlinepack.lock.inputs import read_requirements
 from offlinepack.target import InstalledDistribution, Target, dump_target, resolve_target
 from tests.conftest import REPO_ROOT, SHARED_FIXTURES
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
@@ -307,9 +308,37 @@ def test_cli_malformed_inputs_all_reported(tmp_path):
     lines = result.stderr.splitlines()
     assert lines[0] == "error: cannot read the requirements"
     assert lines[1].startswith(f"error: {tmp_path / 'r.in'}:2: invalid requirement 'bad=='")
-    assert lines[2].startswith(f"error: {tmp_path / 'r.in'}:3: option '--hash=sha256:00' is not supported")
+    assert lines[2].startswith(f"error: {tmp_path / 'r.in'}:3: option '--hash' is not supported")
     assert lines[3].startswith(f"error: {tmp_path / 'pyproject.toml'}: not valid TOML")
     assert lines[4] == f"error: {tmp_path / 'missing.in'}: no such file"
+
+
+def test_requirement_file_options_each_say_what_to_do_instead(tmp_path):
+    (tmp_path / "r.in").write_text("-r missing.in\n-c pins.txt\nsix==1.16.0 --hash=sha256:abc\n"
+                                   "--extra-index-url http://127.0.0.1:9/simple/\n-e ./pkg\n")
+    with pytest.raises(OfflinepackError) as info:
+        read_requirements([tmp_path / "r.in"])
+    where = tmp_path / "r.in"
+    assert info.value.problems == (
+        f"{where}:1: -r missing.in: no such file {tmp_path / 'missing.in'}",
+        f"{where}:2: option '-c' is not supported: write the pins as requirements (e.g. `numpy<2`) in this file",
+        f"{where}:3: per-requirement --hash is not supported: offlinepack records the sha256 of every file in the "
+        "lock itself; remove it ('six==1.16.0')",
+        f"{where}:4: option '--extra-index-url' is not supported in requirement files; pass it on the command line "
+        "(--index-url, --find-links)",
+        f"{where}:5: option '-e' is not supported: the kernel needs a built wheel; write the project as "
+        "`name @ file:///absolute/path` or build its wheel and pass --find-links DIR",
+    )
+
+
+def test_lock_and_snapshot_into_an_unwritable_place_are_errors_not_tracebacks(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    bad = tmp_path / "a-file" / "out.json"
+    result = runner.invoke(app, ["snapshot", "-o", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: cannot write {bad}: ") and "hint: pick a folder" in result.stderr
+    with pytest.raises(OfflinepackError, match=f"cannot write {bad}"):
+        dump_target(small_target({}), bad)
 
 
 def test_cli_pyproject_without_project_table(tmp_path):

@@ -68,6 +68,20 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return result
 
 
+_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index")
+
+
+def _unsupported_option(option: str) -> str:
+    if option in _INDEX_OPTIONS:
+        return f"option {option!r} is not supported in requirement files; pass it on the command line (--index-url, --find-links)"
+    if option in ("-e", "--editable"):
+        return (f"option {option!r} is not supported: the kernel needs a built wheel; write the project as "
+                "`name @ file:///absolute/path` or build its wheel and pass --find-links DIR")
+    if option in ("-c", "--constraint"):
+        return f"option {option!r} is not supported: write the pins as requirements (e.g. `numpy<2`) in this file"
+    return f"option {option!r} is not supported in requirement files (only `-r FILE` is)"
+
+
 def _read_requirements_file(path: Path, problems: list[str], seen: set[Path]) -> list[InputRequirement]:
     path = path.resolve()
     if path in seen:
@@ -83,11 +97,18 @@ def _read_requirements_file(path: Path, problems: list[str], seen: set[Path]) ->
         where = f"{path}:{number}"
         include = _INCLUDE.match(line)
         if include:
-            result += _read_requirements_file(path.parent / include["path"], problems, seen)
+            included = path.parent / include["path"]
+            if not included.is_file():
+                problems.append(f"{where}: {include[1]} {include['path']}: no such file {included}")
+                continue
+            result += _read_requirements_file(included, problems, seen)
             continue
         if line.startswith("-"):
-            problems.append(f"{where}: option {line.split()[0]!r} is not supported in requirement files; "
-                            "pass index options on the command line (--index-url, --find-links)")
+            problems.append(f"{where}: {_unsupported_option(line.split()[0].split('=')[0])}")
+            continue
+        if " --hash" in line or "\t--hash" in line:
+            problems.append(f"{where}: per-requirement --hash is not supported: offlinepack records the sha256 of "
+                            f"every file in the lock itself; remove it ({line.split(' --')[0].strip()!r})")
             continue
         try:
             requirement = Requirement(line)
