@@ -131,6 +131,16 @@ def test_direct_requirement_against_target_version(tmp_path, local_index):
     assert info.value.problems == (f"{tmp_path / 'requirements.in'}:1 requires timm<1.0.23; the target has timm 1.0.26",)
 
 
+def test_held_name_at_a_version_that_does_not_exist_is_not_called_a_conflict(tmp_path, local_index):
+    """`timm==9.9` is not on the index: --allow-replace would not help, so it is not offered."""
+    stack(local_index.root)
+    with pytest.raises(OfflinepackError) as info:
+        do_lock(tmp_path, local_index, ["timm==9.9"], small_target(KERNEL))
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{tmp_path / 'requirements.in'}:1: timm==9.9: ") and "timm==9.9" in problem[40:]
+    assert "the target has" not in problem and "--allow-replace" not in (info.value.hint or "")
+
+
 def test_allow_replace_ships_another_version(tmp_path, local_index):
     stack(local_index.root)
     result, data = do_lock(tmp_path, local_index, ["app==2.0"], small_target(KERNEL), allow_replace=("timm",))

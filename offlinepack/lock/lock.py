@@ -158,7 +158,7 @@ def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engin
     hints: list[str] = []
     usable: list[InputRequirement] = []
     for i, item in enumerate(direct):
-        if item.key in ctx.held or item.requirement.url:
+        if item.requirement.url:  # a held name is checked too: `numpy==99` is no conflict but a version that does not exist
             usable.append(item)
             continue
         alone = ctx.compile(ctx.write(f"alone-{i}.in", [str(item.requirement)]), hold=False, no_deps=True)
