@@ -187,6 +187,8 @@ def test_cli_targets_table_says_how_to_snapshot():
     result = runner.invoke(app, ["targets"])
     assert result.exit_code == 0
     assert "kaggle-gpu" in result.stdout and "bootstrap.py snapshot -o kaggle.json" in result.stdout
+    # every name whole, as it is typed after --target, on an 80-column console
+    assert all(f"│ {name} " in result.stdout for name in builtin_names()), result.stdout
 
 
 def test_cli_snapshot_writes_a_loadable_target(tmp_path):

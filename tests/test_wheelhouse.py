@@ -553,6 +553,15 @@ def test_build_for_a_target_without_what_the_lock_counts_on_says_so(project: dic
     assert [w for w in again.warnings if w.startswith("the lock")] == []
 
 
+def test_cache_dir_that_is_a_file_is_named_with_the_fix(project: dict, self_wheel: Path, tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, cache_dir=tmp_path / "not-a-folder"))
+    assert caught.value.message.startswith(f"cannot create cache folder {tmp_path / 'not-a-folder'}: ")
+    assert "--cache-dir DIR (or set $OFFLINEPACK_CACHE)" in caught.value.hint
+    assert not project["out"].exists()
+
+
 def test_index_urls_come_from_the_environment_then_pip() -> None:
     from offlinepack.wheelhouse.index import default_index_urls, project_files
 

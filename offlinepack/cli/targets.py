@@ -31,8 +31,10 @@ def targets(
         print_json(rows)
         return
     table = Table()
-    for column in ("name", "python", "platform", "installed", "approximate"):
-        table.add_column(column, no_wrap=True)
+    # the name is what users type after --target: never cut; the rest may wrap on a narrow terminal
+    table.add_column("name", no_wrap=True, min_width=max((len(row["name"]) for row in rows), default=4))
+    for column in ("python", "platform", "installed", "approximate"):
+        table.add_column(column)
     for row in rows:
         table.add_row(row["name"], row["python"], row["platform"], str(row["installed"]),
                       "yes" if row["approximate"] else "no")

@@ -223,7 +223,9 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OfflinepackError(f"cannot create cache folder {cache_root}: {error.strerror}") from None
+        raise OfflinepackError(f"cannot create cache folder {cache_root}: {error.strerror}",
+                               hint="pass --cache-dir DIR (or set $OFFLINEPACK_CACHE) to a folder you can write to"
+                               ) from None
     needs_self = "offlinepack" not in {canonicalize_name(p.name) for p in lock.pylock.packages}
     with ThreadPoolExecutor(max_workers=1) as side:
         # offlinepack's own wheel (a build on the first run) overlaps the downloads
