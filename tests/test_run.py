@@ -231,6 +231,35 @@ def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:
     assert missing.exit_code == 2 and "no run 'zzz'" in missing.output
 
 
+def test_runs_and_validate_survive_a_damaged_ledger(tmp_path: Path, env: dict[str, str]) -> None:
+    """Binary junk, a hand-edited record (volumes as a number, size as text): lines skipped or shown as "?",
+    never a traceback; validate's ledger fallback does not trust shapes it cannot parse."""
+    ledger = tmp_path / "offlinepack-runs.jsonl"
+    ledger.write_bytes(b'{"type":"run","run_id":"r1","volumes":5,"failures":[],"submission":{"size":"big","sha256":"ab"}}\n'
+                       b"\xff\xfe\x00junk\n"
+                       b'{"type":"run","run_id":"r2","volumes":[{"id":"7","shape":["x"]}],"submission":{"sha256":"cd"}}\n')
+    listing = _invoke(["runs", "--ledger", str(ledger)], {**env, "COLUMNS": "200"})
+    assert listing.exit_code == 0, listing.output
+    assert "skipped unreadable line(s) 2" in listing.output and "r1" in listing.output and "?" in listing.output
+    noted = _invoke(["runs", "note", "r1", "--text", "ok", "--ledger", str(ledger)], env)
+    assert noted.exit_code == 0 and "noted run r1" in noted.output
+    junk_only = tmp_path / "junk.jsonl"
+    junk_only.write_bytes(b"\xff\xfe\n")
+    missing = _invoke(["runs", "note", "r1", "--text", "x", "--ledger", str(junk_only)], env)
+    assert missing.exit_code == 2 and f"offlinepack runs --ledger {junk_only}" in missing.output
+    # a zip whose run record has unparseable shapes: checked entry by entry, not against bad shapes
+    from offlinepack.hashing import sha256_file
+
+    zip_path = tmp_path / "submission.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("7.tif", b"")
+    with open(ledger, "a") as handle:
+        handle.write(json.dumps({"type": "run", "run_id": "r3", "volumes": [{"id": "7", "shape": ["x"]}],
+                                 "submission": {"sha256": sha256_file(zip_path)}}) + "\n")
+    checked = _invoke(["validate", str(zip_path)], env)
+    assert checked.exit_code == 1 and "checked each entry alone" in checked.output, checked.output
+
+
 def test_not_ready_refuses_unless_forced(tmp_path: Path, env: dict[str, str]) -> None:
     (tmp_path / "empty").mkdir()  # exists, but holds no volumes: the readiness check's input check fails
     refused = _invoke(["run", "--model", "demo", "--input", str(tmp_path / "empty")], env)

@@ -32,6 +32,16 @@ def _short(value: object, width: int) -> str:
     return text[:width]
 
 
+def _count(value: object) -> str:
+    """A record's volumes/failures list as a count; "?" for a hand-edited or damaged value."""
+    return str(len(value)) if isinstance(value, list) else "?"
+
+
+def _megabytes(submission: object) -> str:
+    size = submission.get("size") if isinstance(submission, dict) else None
+    return f"{size / 1e6:.2f}" if isinstance(size, (int, float)) and not isinstance(size, bool) else ""
+
+
 @app.callback()
 @reports_errors
 def runs(
@@ -60,11 +70,11 @@ def runs(
     for run in view.runs:
         record = run.record
         submission = record.get("submission") or {}
-        texts = [n["text"] for n in run.notes if n.get("text")]
+        texts = [str(n["text"]) for n in run.notes if n.get("text")]
         table.add_row(
             run.run_id, _short(record.get("finished"), 19), str(record.get("status", "")),
-            str(len(record.get("volumes", []))), str(len(record.get("failures", []))),
-            _short(submission.get("sha256"), 12), f"{submission['size'] / 1e6:.2f}" if submission.get("size") else "",
+            _count(record.get("volumes", [])), _count(record.get("failures", [])),
+            _short(submission.get("sha256") if isinstance(submission, dict) else None, 12), _megabytes(submission),
             _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 40),
         )
     # logs (not a terminal) get the full table instead of 80 squeezed columns

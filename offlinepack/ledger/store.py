@@ -99,25 +99,32 @@ def read_ledger(path: Path) -> Ledger:
     runs: dict[str, dict[str, Any]] = {}
     notes: dict[str, list[dict[str, Any]]] = {}
     skipped: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                skipped.append(number)
-                continue
-            if not isinstance(record, dict) or "run_id" not in record:
-                skipped.append(number)
-                continue
-            kind = record.get("type", "run")
-            if kind == "note":
-                notes.setdefault(str(record["run_id"]), []).append(record)
-            elif kind == "run":
-                runs[str(record["run_id"])] = record
-            else:
-                skipped.append(number)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise OfflinepackError(
+            f"cannot read the run ledger {path}: {error.strerror or error}",
+            hint="pass --ledger with a readable offlinepack-runs.jsonl file",
+        ) from error
+    # bytes, line by line: one damaged line (torn write, binary junk) is skipped, not fatal
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            skipped.append(number)
+            continue
+        if not isinstance(record, dict) or "run_id" not in record:
+            skipped.append(number)
+            continue
+        kind = record.get("type", "run")
+        if kind == "note":
+            notes.setdefault(str(record["run_id"]), []).append(record)
+        elif kind == "run":
+            runs[str(record["run_id"])] = record
+        else:
+            skipped.append(number)
     entries = tuple(RunEntry(record, tuple(notes.get(run_id, ()))) for run_id, record in runs.items())
     return Ledger(path, entries, tuple(skipped))
 
@@ -133,7 +140,8 @@ def find_run(ledger: Ledger, ref: str) -> RunEntry:
     if not matches:
         raise OfflinepackError(
             f"no run {ref!r} in {ledger.path}",
-            hint="list the run ids with `offlinepack runs`" + ("" if ledger.runs else " (the ledger is empty)"),
+            hint=f"list the run ids with `offlinepack runs --ledger {ledger.path}`"
+            + ("" if ledger.runs else " (it holds no readable run record)"),
         )
     raise OfflinepackError(
         f"{ref!r} matches {len(matches)} runs in {ledger.path}",
@@ -153,8 +161,11 @@ def run_for_zip(ledger: Ledger, zip_sha256: str) -> RunEntry | None:
 
 def recorded_shapes(run: RunEntry) -> dict[str, tuple[int, ...]]:
     """id -> (Z,H,W) of each source volume as the run recorded it (the masks were checked against them)."""
-    return {str(volume["id"]): tuple(int(n) for n in volume["shape"])
-            for volume in run.record.get("volumes") or () if isinstance(volume, dict) and volume.get("shape")}
+    try:
+        return {str(volume["id"]): tuple(int(n) for n in volume["shape"])
+                for volume in run.record.get("volumes") or () if isinstance(volume, dict) and volume.get("shape")}
+    except (KeyError, TypeError, ValueError):  # a hand-edited or damaged record: no shapes rather than wrong ones
+        return {}
 
 
 def add_note(
