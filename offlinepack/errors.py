@@ -19,6 +19,13 @@ class OfflinepackError(Exception):
         return (self.message, *self.problems)
 
 
+def not_utf8(path: object, error: UnicodeDecodeError) -> str:
+    """The problem line for a text file that is not UTF-8 (PowerShell's `>` writes UTF-16)."""
+    utf16 = error.object[:2] in (b"\xff\xfe", b"\xfe\xff")
+    return (f"{path}: not UTF-8 text (byte {error.start})"
+            + (": it is UTF-16, as Windows PowerShell's `>` writes" if utf16 else "") + "; save it as UTF-8")
+
+
 def raise_if_problems(problems: list[str], message: str, hint: str | None = None) -> None:
     """Collect-then-fail: raise one error listing every problem found, or do nothing."""
     if problems:

@@ -341,6 +341,25 @@ def test_requirement_file_options_each_say_what_to_do_instead(tmp_path):
     )
 
 
+def test_text_encodings_windows_editors_write(tmp_path):
+    """UTF-16 (PowerShell's `>`) is named, not a traceback; a UTF-8 BOM (Notepad) is read like pip reads it."""
+    (tmp_path / "ps.in").write_text("requests\n", encoding="utf-16")
+    (tmp_path / "bom.in").write_bytes(b"\xef\xbb\xbfsix\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\ndynamic = ["dependencies"]\n')
+    with pytest.raises(OfflinepackError) as info:
+        read_requirements([tmp_path / "ps.in", tmp_path / "bom.in", tmp_path / "pyproject.toml"])
+    assert info.value.problems == (
+        f"{tmp_path / 'ps.in'}: not UTF-8 text (byte 0): it is UTF-16, as Windows PowerShell's `>` writes; "
+        "save it as UTF-8",
+        f"{tmp_path / 'pyproject.toml'}: [project].dependencies is dynamic (set by the build backend); offlinepack "
+        "reads only static dependencies: list them in a requirements.in and lock that",
+    )
+    assert [str(r) for r in read_requirements([tmp_path / "bom.in"])] == ["six"]
+    (tmp_path / "kernel.json").write_text("{}", encoding="utf-16")
+    with pytest.raises(OfflinepackError, match="kernel.json: not UTF-8 text"):
+        resolve_target(tmp_path / "kernel.json")
+
+
 def test_lock_and_snapshot_into_an_unwritable_place_are_errors_not_tracebacks(tmp_path):
     (tmp_path / "a-file").write_text("")
     bad = tmp_path / "a-file" / "out.json"

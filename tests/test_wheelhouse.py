@@ -282,6 +282,11 @@ def test_malformed_lock_names_file_and_field(project: dict, self_wheel: Path, tm
     assert caught.value.problems == (
         f"{bad}: not a valid pylock.toml: Unexpected type str (expected int) in 'packages[0].wheels[0].size'",)
     assert "offlinepack lock" in caught.value.hint
+    bad.write_text(project["lock"].read_text(), encoding="utf-16")
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, lock=bad))
+    assert caught.value.problems == (f"{bad}: not UTF-8 text (byte 0): it is UTF-16, as Windows PowerShell's `>` "
+                                     "writes; save it as UTF-8",)
     bad.write_text("lock-version = \n")
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel, lock=bad))

@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from offlinepack.errors import raise_if_problems
+from offlinepack.errors import not_utf8, raise_if_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,9 +88,12 @@ def _read_requirements_file(path: Path, problems: list[str], seen: set[Path]) ->
         return []
     seen.add(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Notepad writes a BOM; pip accepts it
     except OSError as error:
         problems.append(f"{path}: cannot read ({error.strerror})")
+        return []
+    except UnicodeDecodeError as error:
+        problems.append(not_utf8(path, error))
         return []
     result: list[InputRequirement] = []
     for number, line in _logical_lines(text):
@@ -128,9 +131,16 @@ def _read_pyproject(path: Path, problems: list[str]) -> list[InputRequirement]:
     except tomllib.TOMLDecodeError as error:
         problems.append(f"{path}: not valid TOML ({error})")
         return []
+    except UnicodeDecodeError as error:
+        problems.append(not_utf8(path, error))
+        return []
     project = data.get("project")
     if not isinstance(project, dict):
         problems.append(f"{path}: no [project] table (offlinepack reads [project].dependencies)")
+        return []
+    if "dependencies" in project.get("dynamic", []) and "dependencies" not in project:
+        problems.append(f"{path}: [project].dependencies is dynamic (set by the build backend); offlinepack reads "
+                        "only static dependencies: list them in a requirements.in and lock that")
         return []
     dependencies = project.get("dependencies", [])
     if not isinstance(dependencies, list):

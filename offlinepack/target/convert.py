@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from offlinepack.errors import OfflinepackError
+from offlinepack.errors import OfflinepackError, not_utf8
 from offlinepack.target.model import MARKER_KEYS, InstalledDistribution, Target
 
 ENV_FILE = "env.json"
@@ -30,6 +30,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise OfflinepackError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise OfflinepackError(not_utf8(path, error)) from None
     except json.JSONDecodeError as error:
         raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
 

@@ -26,7 +26,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from offlinepack.atomic import write_text_atomically
-from offlinepack.errors import OfflinepackError
+from offlinepack.errors import OfflinepackError, not_utf8
 
 FORMAT = "offlinepack-target"
 FORMAT_VERSION = 1
@@ -199,6 +199,8 @@ def load_target_file(path: Path) -> Target:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise OfflinepackError(f"cannot read target file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise OfflinepackError(not_utf8(path, error)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:

@@ -18,7 +18,7 @@ from typing import Any
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name
 
-from offlinepack.errors import OfflinepackError
+from offlinepack.errors import OfflinepackError, not_utf8
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,6 +57,8 @@ def read_lock(path: Path) -> LockFile:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise OfflinepackError(f"cannot read lock file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise OfflinepackError(not_utf8(path, error)) from None
     except tomllib.TOMLDecodeError as error:
         raise OfflinepackError(f"{path}: not valid TOML ({error})") from None
     try:
