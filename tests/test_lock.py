@@ -355,6 +355,9 @@ def test_text_encodings_windows_editors_write(tmp_path):
         "reads only static dependencies: list them in a requirements.in and lock that",
     )
     assert [str(r) for r in read_requirements([tmp_path / "bom.in"])] == ["six"]
+    with pytest.raises(OfflinepackError) as info:
+        read_requirements([tmp_path])
+    assert info.value.problems == (f"{tmp_path}: is a folder; pass its requirements.in or pyproject.toml",)
     (tmp_path / "kernel.json").write_text("{}", encoding="utf-16")
     with pytest.raises(OfflinepackError, match="kernel.json: not UTF-8 text"):
         resolve_target(tmp_path / "kernel.json")

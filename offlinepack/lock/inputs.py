@@ -166,7 +166,9 @@ def read_requirements(paths: Sequence[Path]) -> tuple[InputRequirement, ...]:
     seen: set[Path] = set()
     for path in paths:
         path = Path(path)
-        if not path.is_file():
+        if path.is_dir():
+            problems.append(f"{path}: is a folder; pass its requirements.in or pyproject.toml")
+        elif not path.is_file():
             problems.append(f"{path}: no such file")
         elif path.name == "pyproject.toml":
             found += _read_pyproject(path, problems)
