@@ -114,6 +114,9 @@ def test_bad_volumes_fail_by_id_others_go_on_old_zip_kept_then_resume(tmp_path: 
     assert result.exit_code == 1, result.output
     for ident in ("2d", "trunc", "4d", "gone"):
         assert f"volume {ident} failed" in result.output
+    # why a truncated file failed: what each reader said, not just "cannot read this TIFF"
+    trunc_line = next(line for line in result.output.splitlines() if line.startswith("error: volume trunc failed"))
+    assert "tifffile+imagecodecs: OSError" in trunc_line and "pillow: " in trunc_line, trunc_line
     assert out.read_bytes() == b"the previous good submission"
     assert (tmp_path / "submission-masks" / "11.tif").is_file()
     (record,) = _ledger(tmp_path / "offlinepack-runs.jsonl")
@@ -128,6 +131,28 @@ def test_bad_volumes_fail_by_id_others_go_on_old_zip_kept_then_resume(tmp_path: 
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["volumes"][0]["reused"] is True
     assert zipfile.ZipFile(out).namelist() == ["11.tif"]
+    assert "[1/1] 11: reused" in _invoke(["run", "--model", "demo", "--input", str(data)], env).output
+
+
+def test_cannot_start_leaves_nothing_and_a_bad_ledger_is_refused_before_any_work(tmp_path: Path, env: dict[str, str]) -> None:
+    data = _competition(tmp_path / "comp", {"11": SMALL})
+    out = tmp_path / "new" / "deep" / "submission.zip"
+    # not ready (CUDA asked for, none here): no empty output or work folders are left behind
+    refused = _invoke(["run", "--model", "demo", "--input", str(data), "-o", str(out), "--device", "cuda"], env)
+    assert refused.exit_code == 2 and "not ready to run" in refused.output
+    assert not (tmp_path / "new").exists()
+    # an extra ledger that cannot be written: refused up front, not after the zip replaced the old one
+    old = tmp_path / "submission.zip"
+    old.write_bytes(b"the previous good submission")
+    (tmp_path / "a-folder").mkdir()
+    for ledger, why in ((tmp_path / "a-folder", "is a folder"), (old / "runs.jsonl", "cannot be created")):
+        result = _invoke(["run", "--model", "demo", "--input", str(data), "--ledger", str(ledger)], env)
+        assert result.exit_code == 2 and f"--ledger {ledger}: {why}" in result.output, result.output
+        assert "hint: pass --ledger" in result.output
+    assert old.read_bytes() == b"the previous good submission" and not (tmp_path / "submission-masks").exists()
+    assert not (tmp_path / "offlinepack-runs.jsonl").exists()
+    bad_folds = _invoke(["run", "--model", "demo", "--input", str(data), "--folds", "0,x"], env)
+    assert bad_folds.exit_code == 2 and "error: --folds 0,x: 'x' is not a valid int" in bad_folds.output
 
 
 def test_nan_model_output_fails_that_volume_by_id(tmp_path: Path, env: dict[str, str]) -> None:

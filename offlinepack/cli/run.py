@@ -20,7 +20,7 @@ from offlinepack.cli.output import console, err_console, print_json, reports_err
 from offlinepack.errors import OfflinepackError
 
 
-def _split(values: list[str] | None, kind: type) -> list | None:
+def _split(values: list[str] | None, kind: type, flag: str) -> list | None:
     """`--folds 0,1 --folds 2` -> [0, 1, 2]."""
     if not values:
         return None
@@ -31,7 +31,8 @@ def _split(values: list[str] | None, kind: type) -> list | None:
                 try:
                     out.append(kind(part.strip()))
                 except ValueError:
-                    raise OfflinepackError(f"{part!r} is not a valid {kind.__name__}") from None
+                    raise OfflinepackError(f"{flag} {value}: {part!r} is not a valid {kind.__name__}",
+                                          hint=f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'}, e.g. {flag} 0,1") from None
     return out
 
 
@@ -134,9 +135,9 @@ def run(
     inference = {k: v for k, v in {"device": device, "precision": precision, "step_size": step_size,
                                    "batch_size": batch_size}.items() if v is not None}
     if mirror_axes is not None:
-        inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else _split([mirror_axes], int)
+        inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else _split([mirror_axes], int, "--mirror-axes")
     merged = apply_overrides(
-        base, models=model, weights=_split(weights, float), folds=_split(folds, int), input=input_dir,
+        base, models=model, weights=_split(weights, float, "--weights"), folds=_split(folds, int, "--folds"), input=input_dir,
         output=output, ledger=ledger, post=post or None, inference=inference or None,
         overwrite=overwrite or None, force=force or None,
     )

@@ -24,7 +24,7 @@ from offlinepack.ledger.facts import find_wheelhouse_manifest, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.runner.config import RunConfig
 from offlinepack.runner.masks import VolumeResult, mask_path, reusable, run_key, save_sidecar, volume_result
-from offlinepack.runner.plan import RunPlan, check_writable, plan_run
+from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty
 from offlinepack.submission import ZipResult, write_mask_tiff, write_submission_zip
 
 
@@ -82,6 +82,11 @@ def _zip_dict(result: ZipResult | None) -> dict[str, Any] | None:
 
 
 Progress = Callable[[RunProgress], None]
+
+
+def _why(error: OfflinepackError) -> str:
+    """One line for a failed volume: the message and each reason (e.g. what every TIFF reader said)."""
+    return "; ".join(error.lines())
 
 
 def readiness(plan: RunPlan, kaggle_root: Path, force: bool) -> dict[str, Any]:
@@ -172,7 +177,7 @@ class _Run:
             try:
                 data, stats = future.result()
             except OfflinepackError as error:
-                self.fail(ref.id, error.message)
+                self.fail(ref.id, _why(error))
                 continue
             array = data.array
             self.readers.add(data.reader)
@@ -213,7 +218,7 @@ def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
                 try:
                     result = future.result()
                 except OfflinepackError as error:
-                    run.fail(ident, error.message)
+                    run.fail(ident, _why(error))
                     continue
                 run.results[ident] = result
                 run.report(ident, "ok", sum(result.seconds.values()))
@@ -242,7 +247,7 @@ def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
                 text = str(getattr(error, "message", error))
                 bad = next((i for i in in_flight if text.startswith(f"volume {i}:")), in_flight[0])
                 run.info.pop(bad, None)
-                run.fail(bad, error.message if isinstance(error, OfflinepackError) else f"{type(error).__name__}: {error}")
+                run.fail(bad, _why(error) if isinstance(error, OfflinepackError) else f"{type(error).__name__}: {error}")
                 # everything not yet yielded and not failed goes round again, in order
                 remaining = [ref for ref in remaining if ref.id not in yielded and ref.id not in run.failures]
         settle(0)
@@ -265,9 +270,13 @@ def run_pipeline(
     started, run_id, clock = utc_now(), new_run_id(), time.perf_counter()
     plan = plan_run(config, kaggle_root=kaggle_root, cwd=cwd, temp_root=temp_root)
     config = plan.config
-    check_writable(plan)
-    doctor = readiness(plan, kaggle_root, config.force) if check_ready else None
-    inputs = find_inputs(config.input, kaggle_root=kaggle_root)
+    created = check_writable(plan)
+    try:
+        doctor = readiness(plan, kaggle_root, config.force) if check_ready else None
+        inputs = find_inputs(config.input, kaggle_root=kaggle_root)
+    except BaseException:
+        remove_empty(created)  # a run that could not start leaves no empty work folder behind
+        raise
     report_progress(RunProgress("ready", message=f"{len(inputs.volumes)} volume(s) from {inputs.root} ({inputs.source})"))
     models = model_files(plan.models)
     key = run_key([m["sha256"] for m in models], {"weights": config.weights, "folds": config.folds,
@@ -275,19 +284,20 @@ def run_pipeline(
     run = _Run(plan, key, report_progress, len(inputs.volumes) + len(inputs.missing_ids))
     for ident in inputs.missing_ids:
         run.fail(ident, "listed in test.csv but no volume file exists in test_images/")
-    todo = []
+    todo, reused = [], []
     for ref in inputs.volumes:
         earlier = None if config.overwrite else reusable(plan.work_dir, ref.id, Path(ref.path), key)
         if earlier is None:
             todo.append(ref)
         else:
-            run.results[ref.id] = earlier
+            reused.append(earlier)
             if earlier.reader:
                 run.readers.add(earlier.reader)
-    report_progress(RunProgress("start", run.total, len(run.results) + len(run.failures),
-                                message=f"{len(run.results)} mask(s) reused from {plan.work_dir}" if run.results else None))
-    for ident in list(run.results):
-        run.report(ident, "reused", None)
+    report_progress(RunProgress("start", run.total, len(run.failures),
+                                message=f"{len(reused)} mask(s) reused from {plan.work_dir}" if reused else None))
+    for earlier in reused:  # counted one by one: [1/3] a: reused, [2/3] b: reused
+        run.results[earlier.id] = earlier
+        run.report(earlier.id, "reused", None)
     engine_info: dict[str, Any] | None = None
     zip_result: ZipResult | None = None
     seconds: dict[str, float] = {}

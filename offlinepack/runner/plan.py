@@ -76,10 +76,14 @@ def plan_run(
     return RunPlan(config, output, output.parent / f"{output.stem}{MASKS_SUFFIX}", kernel, demo, models)
 
 
-def check_writable(plan: RunPlan) -> None:
-    """Fail before any work when the output or the work folder cannot be written."""
+def check_writable(plan: RunPlan) -> list[Path]:
+    """Fail before any work when the output, the work folder or the extra ledger cannot be written.
+
+    Returns the folders it had to create (deepest first), so a run that then cannot start removes them.
+    """
     if plan.output.is_dir():
         raise OfflinepackError(f"output {plan.output} is a folder", hint="pass -o FILE.zip")
+    created = [p for p in (plan.work_dir, *plan.work_dir.parents) if not p.exists()]
     try:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
         for folder in {plan.output.parent, plan.work_dir}:
@@ -87,7 +91,44 @@ def check_writable(plan: RunPlan) -> None:
             os.close(handle)
             os.unlink(name)
     except OSError as error:
+        remove_empty(created)
         raise OfflinepackError(
             f"output folder {plan.output.parent} is not writable: {error.strerror or error}",
             hint="pass -o with a path in a writable folder (in a kernel: /kaggle/working)",
         ) from error
+    ledger = plan.config.ledger
+    if ledger is not None:
+        problem = _ledger_problem(Path(ledger))
+        if problem:
+            remove_empty(created)
+            raise OfflinepackError(f"--ledger {ledger}: {problem}",
+                                   hint="pass --ledger with a file in a writable folder, or leave it out "
+                                        "(the run is always recorded beside the output too)")
+    return created
+
+
+def _ledger_problem(ledger: Path) -> str | None:
+    """Why the run record could not be appended to `ledger` at the end of the run, or None."""
+    if ledger.is_dir():
+        return "is a folder, not a file"
+    if ledger.exists():
+        return None if os.access(ledger, os.W_OK) else "is not writable"
+    folder = next((p for p in ledger.parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        return f"cannot be created: {folder} is not a folder"
+    try:
+        handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        return f"cannot be created in {folder}: {error.strerror or error}"
+    return None
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove folders a run created, deepest first, as long as they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
