@@ -89,6 +89,20 @@ def test_errors_are_one_line_each_with_exit_2(setup: dict) -> None:
     assert lines[-1].startswith("hint: ")
 
 
+def test_bad_target_reported_with_the_lock_and_dataset_problems(setup: dict, tmp_path: Path) -> None:
+    bad_lock = tmp_path / "bad.toml"
+    bad_lock.write_text("lock-version = \n")
+    result = invoke(bad_lock, "--target", "no-such-kernel", "-o", setup["out"], "--dataset-id", "alice")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"error: cannot build a wheelhouse from {bad_lock}"
+    assert lines[1].startswith("error: no such target: 'no-such-kernel'")
+    assert lines[2].startswith(f"error: {bad_lock}: not valid TOML")
+    assert lines[3] == "error: dataset id 'alice' must be owner/slug, e.g. alice/vesuvius-wheels"
+    assert lines[4].startswith("hint: built-ins:") and "--dataset-id owner/slug" in lines[4]
+    assert not setup["out"].exists()
+
+
 def test_unknown_target_and_kaggle_username_default(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(setup["lock"], "--target", "no-such-kernel", "-o", setup["out"])
     assert result.exit_code == 2 and "error: no such target: 'no-such-kernel'" in result.stderr

@@ -373,6 +373,18 @@ def test_lock_and_snapshot_into_an_unwritable_place_are_errors_not_tracebacks(tm
         dump_target(small_target({}), bad)
 
 
+def test_cli_bad_target_and_bad_requirements_reported_together(tmp_path):
+    (tmp_path / "r.in").write_text("bad==\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "--target", "kaggle-tpu", "-o", str(tmp_path / "p.toml")])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: cannot lock: bad input"
+    assert lines[1].startswith("error: no such target: 'kaggle-tpu'")
+    assert lines[2].startswith(f"error: {tmp_path / 'r.in'}:1: invalid requirement 'bad=='")
+    assert lines[3].startswith("hint: built-ins: kaggle-gpu") and "requirements.in syntax" in lines[3]
+    assert len(lines) == 4 and not (tmp_path / "p.toml").exists()
+
+
 def test_cli_pyproject_without_project_table(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.x]\na = 1\n")
     result = runner.invoke(app, ["lock", str(tmp_path / "pyproject.toml"), "--target", "kaggle-gpu"])

@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
+from offlinepack.errors import OfflinepackError
 from offlinepack.target import resolve_target
 from offlinepack.wheelhouse import BuildOptions, BuildResult, build_wheelhouse
 from offlinepack.wheelhouse import Progress as BuildProgress
+from offlinepack.wheelhouse.dataset import dataset_metadata
+from offlinepack.wheelhouse.lockfile import read_lock
 
 
 def _human(size: int) -> str:
@@ -89,7 +92,14 @@ def build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Download (through the cache), verify and build the wheels a target lacks into a flat Kaggle dataset folder."""
-    options = BuildOptions(lock=lock, target=resolve_target(target), output=output, dataset_id=dataset_id,
+    try:
+        resolved = resolve_target(target)
+    except OfflinepackError as error:
+        raise with_other_problems(
+            error, f"cannot build a wheelhouse from {lock}", lambda: read_lock(lock),
+            lambda: dataset_metadata(dataset_id=dataset_id, title=title, license=license, default_slug=output.name,
+                                     target_name=target, environ=os.environ)) from None
+    options = BuildOptions(lock=lock, target=resolved, output=output, dataset_id=dataset_id,
                            title=title, license=license, cache_dir=cache_dir, force=force, jobs=jobs,
                            index_urls=(index_url,) if index_url else None, environ=dict(os.environ))
     bars = _Bars(enabled=not as_json and err_console.is_terminal)

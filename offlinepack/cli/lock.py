@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from offlinepack.cli.output import console, err_console, print_json, reports_errors
-from offlinepack.lock import DEFAULT_OPTIONAL, LockOptions, lock_requirements
+from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
+from offlinepack.errors import OfflinepackError
+from offlinepack.lock import DEFAULT_OPTIONAL, LockOptions, lock_requirements, read_requirements
 from offlinepack.target import resolve_target
 
 
@@ -35,7 +36,10 @@ def lock(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Lock requirements for a target kernel: its markers and wheel tags, its installed versions held."""
-    resolved = resolve_target(target)
+    try:
+        resolved = resolve_target(target)
+    except OfflinepackError as error:
+        raise with_other_problems(error, "cannot lock: bad input", lambda: read_requirements(requirements)) from None
     result = lock_requirements(LockOptions(
         requirements=tuple(requirements), target=resolved, output=output, index_url=index_url,
         find_links=tuple(find_links or ()), allow_replace=tuple(allow_replace or ()),

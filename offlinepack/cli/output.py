@@ -44,6 +44,21 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def with_other_problems(first: OfflinepackError, message: str, *checks: Callable[[], object]) -> OfflinepackError:
+    """`first` plus whatever the other input checks find, so one run lists every problem (a bad --target
+    and a bad requirements file at once), each check's hint kept."""
+    problems, hints = list(first.lines()), [first.hint]
+    for check in checks:
+        try:
+            check()
+        except OfflinepackError as error:
+            problems += error.problems or [error.message]
+            hints.append(error.hint)
+    if len(problems) == len(first.lines()):
+        return first
+    return OfflinepackError(message, problems=problems, hint="; ".join(dict.fromkeys(h for h in hints if h)) or None)
+
+
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else mixed in."""
     typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str))

@@ -66,7 +66,7 @@ def read_lock(path: Path) -> LockFile:
     except PylockValidationError as error:
         raise OfflinepackError(
             f"{path}: not a valid pylock.toml: {error}",
-            hint="write one with `offlinepack lock REQUIREMENTS --target T -o pylock.toml`",
+            hint="write a lock with `offlinepack lock REQUIREMENTS --target T -o pylock.toml`",
         ) from None
     tool = raw.get("tool", {}).get("offlinepack", {})
     problems: list[str] = []
