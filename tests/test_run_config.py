@@ -50,9 +50,10 @@ def test_unknown_keys_and_wrong_types_all_named(tmp_path: Path) -> None:
     with pytest.raises(OfflinepackError) as info:
         load_run_toml(_toml(tmp_path, 'model = ["x"]\noverwrite = "yes"\n'))
     text = "\n".join(info.value.lines())
-    assert "unknown key 'model'" in text and "overwrite: expected bool" in text
-    with pytest.raises(OfflinepackError, match=r"unknown key\(s\) in \[post\]: treshold"):
+    assert "unknown key 'model'" in text and "overwrite: expected true/false" in text
+    with pytest.raises(OfflinepackError) as info:
         load_run_toml(_toml(tmp_path, "[post]\ntreshold = 0.3\n"))
+    assert "unknown key in [post]: treshold (known: threshold," in "\n".join(info.value.lines())
     with pytest.raises(OfflinepackError) as info:
         load_run_toml(_toml(tmp_path, "[inference]\nmirror = [0]\n"))
     assert "unknown key in [inference]: mirror" in "\n".join(info.value.lines())
@@ -111,3 +112,30 @@ def test_output_not_writable_is_caught_before_any_work(tmp_path: Path) -> None:
     folder_output = plan_run(RunConfig(models=("demo",), input=tmp_path, output=tmp_path), kaggle_root=tmp_path / "k")
     with pytest.raises(OfflinepackError, match="is a folder"):
         check_writable(folder_output)
+
+
+def test_every_run_toml_problem_is_named_in_one_go(tmp_path: Path) -> None:
+    """Top level, [post], [inference], list items and ranges together: one edit fixes them all."""
+    text = (
+        'modles = ["demo"]\nthreshold = 0.4\nmodels = ["demo", 3]\nfolds = [0.5]\nworkers = 0\n'
+        '[post]\nthreshhold = 0.3\nfill_holes = "4d"\nmin_component_voxels = "many"\n'
+        '[inference]\ndevise = "cpu"\nmirror_axes = ["x"]\n'
+    )
+    with pytest.raises(OfflinepackError) as info:
+        load_run_toml(_toml(tmp_path, text))
+    assert info.value.message.endswith("invalid run config")
+    assert set(info.value.problems) == {
+        "unknown key 'modles' (known: models, weights, folds, input, output, ledger, overwrite, force, workers, "
+        "prefetch, post, inference)",
+        "unknown key 'threshold' (it belongs under [post])",
+        "models: expected a list of strings, got ['demo', 3]",
+        "folds: expected a list of integers, got [0.5]",
+        "workers: must be >= 1, got 0",
+        "unknown key in [post]: threshhold (known: threshold, hysteresis_low, min_component_voxels, fill_holes, "
+        "components_backend)",
+        "post.min_component_voxels: expected integer, got 'many'",
+        "post.fill_holes must be one of 3d, 2d, none, got '4d'",
+        "unknown key in [inference]: devise (known: step_size, mirror_axes, batch_size, precision, device, compile)",
+        "inference.mirror_axes: expected a list of integers, got ['x']",
+    }
+    assert "offlinepack/runner/config.py" in info.value.hint

@@ -150,37 +150,84 @@ def load_run_toml(path: Path) -> RunConfig:
         raise OfflinepackError(f"cannot read run config {path}: {error}") from error
     except tomllib.TOMLDecodeError as error:
         raise OfflinepackError(f"{path}: not valid TOML ({error})") from error
+    problems = _toml_problems(data)
+    if problems:
+        raise OfflinepackError(f"{path}: invalid run config", problems=problems,
+                               hint="every key is listed in offlinepack/runner/config.py (flags: `offlinepack run --help`)")
+    base = path.resolve().parent
+    models = data.get("models", [])
+    return RunConfig(
+        models=tuple(_model(m, base) for m in ([models] if isinstance(models, str) else models)),
+        weights=tuple(float(w) for w in data["weights"]) if "weights" in data else None,
+        folds=tuple(data["folds"]) if "folds" in data else None,
+        input=_path(data.get("input"), base),
+        output=_path(data.get("output"), base),
+        ledger=_path(data.get("ledger"), base),
+        overwrite=data.get("overwrite", False),
+        force=data.get("force", False),
+        workers=data.get("workers", 2),
+        prefetch=data.get("prefetch", 1),
+        post=PostConfig.from_mapping(data.get("post", {})),
+        inference=check_inference(data.get("inference", {})),
+    )
+
+
+_POST_TYPES: dict[str, tuple[type, ...]] = {
+    "threshold": (float, int),
+    "hysteresis_low": (float, int),
+    "min_component_voxels": (int,),
+    "fill_holes": (str,),
+    "components_backend": (str,),
+}
+_NAMES = {float: "number", int: "integer", str: "string", bool: "true/false", list: "list", dict: "table"}
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+def _toml_problems(data: dict[str, Any]) -> list[str]:
+    """Every problem in a parsed run.toml at once: unknown keys and wrong types at the top, in [post] and in
+    [inference], list items, and out-of-range values (so one edit fixes them all)."""
     problems = []
     for key, value in data.items():
         if key not in _TOP_TYPES:
-            problems.append(f"unknown key {key!r} (known: {', '.join(_TOP_TYPES)})")
-        elif not isinstance(value, _TOP_TYPES[key]) or (isinstance(value, bool) and bool not in _TOP_TYPES[key]):
-            problems.append(f"{key}: expected {_TOP_TYPES[key][0].__name__}, got {value!r}")
-    if problems:
-        raise OfflinepackError(f"{path}: invalid run config", problems=problems, hint="see `offlinepack run --help` for the keys")
-    base = path.resolve().parent
+            where = "[post]" if key in _POST_TYPES else "[inference]" if key in INFERENCE_KEYS else None
+            problems.append(f"unknown key {key!r}" + (f" (it belongs under {where})" if where else
+                                                      f" (known: {', '.join(_TOP_TYPES)})"))
+        elif not _is(value, _TOP_TYPES[key]):
+            problems.append(f"{key}: expected {_NAMES[_TOP_TYPES[key][0]]}, got {value!r}")
+    items = {"models": (str,), "weights": (float, int), "folds": (int,)}
+    for key, types in items.items():
+        value = data.get(key)
+        if isinstance(value, list) and not all(_is(v, types) for v in value):
+            problems.append(f"{key}: expected a list of {_NAMES[types[0]]}s, got {value!r}")
+    for key, least in (("workers", 1), ("prefetch", 0)):
+        if _is(data.get(key), (int,)) and data[key] < least:
+            problems.append(f"{key}: must be >= {least}, got {data[key]}")
+    post = data.get("post") if isinstance(data.get("post"), dict) else {}
+    typed = {}
+    for key, value in post.items():
+        if key not in _POST_TYPES:
+            problems.append(f"unknown key in [post]: {key} (known: {', '.join(_POST_TYPES)})")
+        elif not _is(value, _POST_TYPES[key]):
+            problems.append(f"post.{key}: expected {_NAMES[_POST_TYPES[key][0]]}, got {value!r}")
+        else:
+            typed[key] = value
     try:
-        models = data.get("models", [])
-        post = PostConfig.from_mapping(data.get("post", {}))
-        inference = check_inference(data.get("inference", {}))
-        return RunConfig(
-            models=tuple(_model(str(m), base) for m in ([models] if isinstance(models, str) else models)),
-            weights=tuple(float(w) for w in data["weights"]) if "weights" in data else None,
-            folds=tuple(int(f) for f in data["folds"]) if "folds" in data else None,
-            input=_path(data.get("input"), base),
-            output=_path(data.get("output"), base),
-            ledger=_path(data.get("ledger"), base),
-            overwrite=data.get("overwrite", False),
-            force=data.get("force", False),
-            workers=data.get("workers", 2),
-            prefetch=data.get("prefetch", 1),
-            post=post,
-            inference=inference,
-        )
+        PostConfig.from_mapping(typed)  # ranges and choices of the well-typed keys: threshold in (0, 1), ...
     except OfflinepackError as error:
-        raise OfflinepackError(f"{path}: {error.message}", hint=error.hint, problems=error.problems) from None
-    except (TypeError, ValueError) as error:
-        raise OfflinepackError(f"{path}: invalid value ({error})") from error
+        problems += list(error.problems) or [error.message]
+    inference = data.get("inference") if isinstance(data.get("inference"), dict) else {}
+    axes = inference.get("mirror_axes")
+    if isinstance(axes, list) and not all(_is(a, (int,)) for a in axes):
+        problems.append(f"inference.mirror_axes: expected a list of integers, got {axes!r}")
+        inference = {k: v for k, v in inference.items() if k != "mirror_axes"}
+    try:
+        check_inference(inference)
+    except OfflinepackError as error:
+        problems += list(error.problems)
+    return problems
 
 
 def apply_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
