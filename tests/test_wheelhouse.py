@@ -202,6 +202,19 @@ def test_warm_rebuild_downloads_nothing_and_is_fast(project: dict, self_wheel: P
     assert [(f.path, f.sha256) for f in second.files] == [(f.path, f.sha256) for f in first.files]
 
 
+def test_a_cached_file_changed_through_a_wheelhouse_link_is_fetched_again(project: dict, self_wheel: Path) -> None:
+    """The wheelhouse is hard-linked to the cache: a file edited there changes the cache too. The next build
+    must not ship those bytes under the lock's hash (bootstrap would refuse them in the kernel)."""
+    build_wheelhouse(options(project, self_wheel))
+    shipped = project["out"] / project["codecs"].name
+    shipped.chmod(0o644)
+    with open(shipped, "ab") as handle:
+        handle.write(b"edited")
+    again = build_wheelhouse(options(project, self_wheel, force=True))
+    assert again.downloaded == (project["codecs"].name,)
+    assert sha256_of(project["out"] / project["codecs"].name) == sha256_of(project["codecs"])
+
+
 def test_hash_mismatch_is_an_error_and_the_file_is_not_kept(project: dict, self_wheel: Path) -> None:
     codecs: Path = project["codecs"]
     expected = sha256_of(codecs)

@@ -1,7 +1,9 @@
 """A content-addressed file cache: `<root>/sha256/<ab>/<hash>/<filename>`, files read-only.
 
-Only verified files enter it (`add` hashes first), so a file found by its hash is trusted; the
-wheelhouse gets a hard link where the file system allows (a warm rebuild copies nothing), else a copy.
+Only verified files enter it (`add` hashes first), and a file found by its hash is hashed again
+before use (`intact`): a wheelhouse is hard-linked to the cache, so a file edited through one of its
+links, or a damaged disk, must not ship bytes the lock does not name. The wheelhouse gets a hard link
+where the file system allows (a warm rebuild copies nothing), else a copy.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ class Cache:
                 if path.is_file() and not path.name.startswith("."):
                     return path
         return None
+
+    def intact(self, path: Path, sha256: str) -> bool:
+        """Whether the cached `path` still has the content `sha256`; a damaged entry is removed (fetched again)."""
+        if sha256_file(path) == sha256:
+            return True
+        path.unlink(missing_ok=True)
+        return False
 
     def staging(self) -> Path:
         """A folder on the cache's file system for partial downloads (renamed into place when verified)."""

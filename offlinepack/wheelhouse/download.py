@@ -87,10 +87,13 @@ def fetch_all(files: Sequence[PlannedFile], cache: Cache, *, jobs: int = 8, prog
     """
     cached: dict[str, Path] = {}
     missing: list[PlannedFile] = []
+    hits = {item.sha256: hit for item in files
+            if (hit := cache.get(item.sha256, item.filename) or cache.find(item.sha256)) is not None}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # hashing releases the GIL
+        intact = dict(zip(hits, pool.map(cache.intact, hits.values(), hits.keys())))
     for item in files:
-        hit = cache.get(item.sha256, item.filename) or cache.find(item.sha256)
-        if hit is not None:
-            cached[item.sha256] = hit
+        if intact.get(item.sha256):
+            cached[item.sha256] = hits[item.sha256]
         elif item.sha256 not in {m.sha256 for m in missing}:
             missing.append(item)
     problems: list[str] = []
