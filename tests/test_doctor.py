@@ -177,3 +177,18 @@ def test_real_gpu_probe(tmp_path):
     assert all(f"gpu {g.index}" in checks and g.name in checks[f"gpu {g.index}"].detail for g in facts.gpus)
     report = run_checks(DoctorOptions(output_dir=tmp_path, kaggle_root=tmp_path / "none", require_gpu=True))
     assert not [c for c in report.checks if c.name in ("torch", "cuda") and c.status != "ok"]
+
+
+def test_cli_output_check_defaults_to_where_run_writes(tmp_path, monkeypatch):
+    """Outside a kernel `offlinepack run` writes ./submission.zip: the doctor checks the current folder, not
+    /kaggle/working (which a non-root user cannot create: "not ready" on every laptop). In a kernel (or a
+    Kaggle root given by --kaggle-root / OFFLINEPACK_KAGGLE_ROOT) it checks that root's working/."""
+    monkeypatch.chdir(tmp_path)
+    laptop = CliRunner().invoke(app, ["doctor", "--json", "--kaggle-root", str(tmp_path / "none")])
+    checks = {c["name"]: c for c in json.loads(laptop.stdout)["checks"]}
+    assert checks["output folder"]["detail"].startswith(f"{tmp_path} writable"), checks["output folder"]
+    kernel = tmp_path / "kaggle"
+    (kernel / "working").mkdir(parents=True)
+    inside = CliRunner().invoke(app, ["doctor", "--json"], env={"OFFLINEPACK_KAGGLE_ROOT": str(kernel)})
+    checks = {c["name"]: c for c in json.loads(inside.stdout)["checks"]}
+    assert checks["output folder"]["detail"].startswith(f"{kernel / 'working'} writable"), checks["output folder"]

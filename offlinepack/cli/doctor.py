@@ -15,7 +15,7 @@ _MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[re
 @reports_errors
 def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where outputs go (writability, free space).")] = Path("/kaggle/working"),
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Where outputs go (writability, free space) [where `offlinepack run` writes: KAGGLE_ROOT/working in a kernel, else the current folder].")] = None,
     input_dir: Annotated[Optional[Path], typer.Option("--input", help="Competition folder (test_images/) or folder of <id>.tif.")] = None,
     kaggle_root: Annotated[Path, typer.Option("--kaggle-root", envvar="OFFLINEPACK_KAGGLE_ROOT", help="Root of the Kaggle layout.")] = Path("/kaggle"),
     wheels: Annotated[Optional[list[Path]], typer.Option("--wheels", help="A wheelhouse folder (repeatable).")] = None,
@@ -26,7 +26,10 @@ def doctor(
     Exit 0 ready, 1 ready with degradations, 2 not ready. Every check runs even after a failure.
     """
     from offlinepack.doctor import DoctorOptions, run_checks
+    from offlinepack.runner import in_kernel
 
+    if output_dir is None:  # the folder `offlinepack run` would write to, not /kaggle/working everywhere
+        output_dir = kaggle_root / "working" if in_kernel(kaggle_root) else Path.cwd()
     report = run_checks(DoctorOptions(output_dir=output_dir, input_dir=input_dir, kaggle_root=kaggle_root,
                                       wheel_dirs=tuple(wheels or ()), require_gpu=require_gpu))
     if json_output:
