@@ -217,6 +217,14 @@ def test_optional_marks_imagecodecs_by_default(tmp_path, local_index):
     assert data["tool"]["offlinepack"]["optional"] == ["imagecodecs"]
 
 
+def test_optional_name_the_lock_does_not_ship_is_a_warning(tmp_path, local_index):
+    stack(local_index.root)
+    result, data = do_lock(tmp_path, local_index, ["app"], small_target(KERNEL), optional=("helper", "timm", "nope"))
+    assert data["tool"]["offlinepack"]["optional"] == ["helper"]
+    assert result.warnings == ("--optional timm: not a package this lock ships, nothing marked optional",
+                               "--optional nope: not a package this lock ships, nothing marked optional")
+
+
 def test_portable_lock_names_files_not_addresses(tmp_path, local_index):
     wheel = make_wheel(local_index.root, "cc3d", "1.0")
     _, data = do_lock(tmp_path, local_index, ["cc3d"], small_target({}), portable=True)

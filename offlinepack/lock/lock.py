@@ -301,6 +301,9 @@ def lock_requirements(options: LockOptions) -> LockResult:
         held_back = _held_back(ctx, direct, packages)
     warnings += _replacement_warnings(target, replaced)
     optional = tuple(sorted({canonicalize_name(n) for n in options.optional} & set(packages)))
+    if options.optional != DEFAULT_OPTIONAL:  # the default names a package many locks do not have
+        warnings += [f"--optional {name}: not a package this lock ships, nothing marked optional"
+                     for name in options.optional if canonicalize_name(name) not in packages]
     tool: dict[str, Any] = {
         "target": target.name,
         "approximate": target.approximate,
