@@ -331,6 +331,17 @@ def test_cli_malformed_inputs_all_reported(tmp_path):
     assert lines[4] == f"error: {tmp_path / 'missing.in'}: no such file"
 
 
+
+def test_a_package_name_instead_of_a_file_says_how_to_lock_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OfflinepackError) as info:
+        read_requirements([Path("nnunetv2"), Path("reqs.txt")])
+    assert info.value.problems == (
+        "nnunetv2: no such file (to lock the package 'nnunetv2', write it on a line of a requirements.in and pass "
+        "that file)",
+        "reqs.txt: no such file")
+
+
 def test_requirement_file_options_each_say_what_to_do_instead(tmp_path):
     (tmp_path / "r.in").write_text("-r missing.in\n-c pins.txt\nsix==1.16.0 --hash=sha256:abc\n"
                                    "--extra-index-url http://127.0.0.1:9/simple/\n-e ./pkg\n")

@@ -159,6 +159,17 @@ def _read_pyproject(path: Path, problems: list[str]) -> list[InputRequirement]:
     return result
 
 
+def _looks_like_a_requirement(text: str) -> bool:
+    """`offlinepack lock nnunetv2` (pip install habits): a bare requirement, not a file name."""
+    if "/" in text or "\\" in text or text.endswith((".in", ".txt", ".toml")):
+        return False
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        return False
+    return True
+
+
 def read_requirements(paths: Sequence[Path]) -> tuple[InputRequirement, ...]:
     """Requirements from every file (pyproject.toml by name, anything else as requirements.in)."""
     problems: list[str] = []
@@ -169,7 +180,9 @@ def read_requirements(paths: Sequence[Path]) -> tuple[InputRequirement, ...]:
         if path.is_dir():
             problems.append(f"{path}: is a folder; pass its requirements.in or pyproject.toml")
         elif not path.is_file():
-            problems.append(f"{path}: no such file")
+            problems.append(f"{path}: no such file" + (
+                f" (to lock the package {str(path)!r}, write it on a line of a requirements.in and pass that file)"
+                if _looks_like_a_requirement(str(path)) else ""))
         elif path.name == "pyproject.toml":
             found += _read_pyproject(path, problems)
         else:
