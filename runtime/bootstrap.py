@@ -336,7 +336,7 @@ def discover(wheel_dirs=(), env_dirs=(), script_dir=None, kaggle_root="/kaggle")
     if not os.path.isdir(root):
         probes.append(Probe(root, "Kaggle inputs", "does not exist"))
         return datasets, probes
-    before, visited, queue = len(datasets), 0, [(root, 0)]
+    before, first_probe, visited, queue = len(datasets), len(probes), 0, [(root, 0)]
     while queue and visited < SEARCH_MAX_DIRS:
         path, depth = queue.pop(0)
         visited += 1
@@ -349,7 +349,8 @@ def discover(wheel_dirs=(), env_dirs=(), script_dir=None, kaggle_root="/kaggle")
         except OSError:
             continue
         queue.extend((sub, depth + 1) for sub in subdirs)
-    if len(datasets) == before:
+    again = any(p.found.startswith("same folder as") for p in probes[first_probe:])  # found before: not "nothing"
+    if len(datasets) == before and not again:
         probes.append(Probe(root, "Kaggle inputs", "no wheel dataset (searched %d folders)" % visited))
     if any(d.manifest for d in datasets):
         for probe in probes:
@@ -787,8 +788,8 @@ def bootstrap(options, tags=None):
         "format": "offlinepack-bootstrap-report", "version": 1, "bootstrap_version": __version__,
         "python": {"executable": sys.executable, "version": platform.python_version(), "tags": tags[:3]},
         "searched": [asdict(p) for p in probes],
-        "datasets": [{"path": d.path, "manifest": bool(d.manifest), "wheels": len(d.wheels), "error": d.error}
-                     for d in datasets],
+        "datasets": [{"path": d.path, "origin": d.origin, "manifest": bool(d.manifest), "wheels": len(d.wheels),
+                      "error": d.error} for d in datasets],
         "problems": [], "packages": [], "install": None, "repaired": [],
     }
     target = choose_target(options.target, options.kaggle_root) if options.install else None
@@ -833,7 +834,7 @@ def bootstrap(options, tags=None):
                 d.status, d.severity = "install-failed", "warn" if d.optional else "fail"
                 d.detail = "not installed: %s" % error.splitlines()[0][:300]
                 d.fix = ("put uv on PATH or in the dataset" if missing
-                         else "see the installer's message above; free disk space or pass a writable --target DIR")
+                         else "see the install error below; free disk space or pass a writable --target DIR")
             else:
                 d.status, d.detail = "installed", "installed now from %s" % os.path.basename(d.file)
         if not error and not target.on_path and target.site not in sys.path:
@@ -892,7 +893,7 @@ def render(report, out=None):
             len(inst["files"]), inst["target"], inst["kind"], inst["installer"], inst["seconds"]))
     if inst and inst.get("note"):
         w("note: %s\n" % inst["note"])
-    if inst and inst.get("pythonpath"):
+    if inst and inst.get("pythonpath") and not inst.get("error"):
         w("later processes: export PYTHONPATH=%s (in this notebook: import sys; sys.path.insert(0, %r))\n"
           % (inst["pythonpath"], inst["pythonpath"]))
     for problem in report["problems"]:
@@ -951,6 +952,7 @@ def snapshot(name="snapshot"):
 
 USAGE = """usage: bootstrap.py [--wheels DIR]... [--kaggle-root DIR] [--target DIR] [--installer uv|pip] [--json]
        bootstrap.py [same options] run [ARGS...]   install, then `python -m offlinepack run ARGS...`
+                                                  (with --json, this report goes to stderr)
        bootstrap.py snapshot -o FILE [--name NAME]
 exit codes: 0 ready, 1 ready with degradations, 2 not ready"""
 
@@ -1020,10 +1022,15 @@ def main(argv=None):
         return _snapshot_main(rest)
     options = Options.from_env(wheel_dirs=tuple(opts["wheels"]), script_dir=os.path.dirname(os.path.abspath(__file__)),
                                kaggle_root=opts["kaggle_root"], target=opts["target"], installer=opts["installer"])
+    if options.installer not in (None, "uv", "pip"):
+        _usage_error("OFFLINEPACK_INSTALLER is uv or pip, not %r (unset it to use uv when found, else pip)"
+                     % options.installer)
     report = bootstrap(options)
     if opts["json"]:
-        json.dump(report, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        # with `run`, stdout belongs to `offlinepack run` (its own --json): two documents there parse as neither
+        out = sys.stderr if command == "run" else sys.stdout
+        json.dump(report, out, indent=1)
+        out.write("\n")
     else:
         render(report)
     if command != "run":
@@ -1035,6 +1042,12 @@ def main(argv=None):
     inst = report.get("install") or {}
     if inst.get("pythonpath"):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (inst["pythonpath"], env.get("PYTHONPATH")) if p)
+    # the run's readiness check and its ledger record (manifest sha256) must see the wheelhouse used here,
+    # wherever it was found (--wheels, this file's folder, another --kaggle-root); not stray wheel folders
+    # under Kaggle inputs, which the run's own search finds and weighs as bootstrap did
+    used = [d["path"] for d in report["datasets"] if d["manifest"] or d["origin"] != "Kaggle inputs"]
+    if used:
+        env["OFFLINEPACK_WHEELS"] = os.pathsep.join(used + [p for p in [env.get("OFFLINEPACK_WHEELS")] if p])
     if "offlinepack" not in scan_installed(([inst["pythonpath"]] if inst.get("pythonpath") else []) + sys.path):
         sys.stderr.write("not starting `offlinepack run`: offlinepack is not installed and no dataset carries its wheel\n")
         return FAILED

@@ -204,6 +204,17 @@ def test_read_only_site_packages_goes_to_a_target_folder_on_pythonpath(kernel, k
     assert again["install"]["files"] == [] and by_name(again)["beta"]["status"] == "satisfied"
 
 
+def test_target_that_cannot_be_created_fails_without_a_pythonpath_line(kernel, kaggle, tmp_path):
+    house = _standard_house(tmp_path, kaggle)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    proc = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--target", str(blocker / "site"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "install failed, nothing was changed" in proc.stdout and "not ready (exit 2)" in proc.stdout
+    assert "see the install error below" in proc.stdout
+    assert "later processes" not in proc.stdout  # no PYTHONPATH advice for a folder that holds nothing
+
+
 def test_a_kill_mid_install_is_rolled_back_and_repaired(kernel, kaggle, tmp_path):
     offline = offline_prefix()
     house = _standard_house(tmp_path, kaggle)
@@ -226,7 +237,8 @@ def test_run_hands_over_to_offlinepack_run_and_refuses_when_not_ready(kernel, ka
     offline = offline_prefix()
     src = tmp_path / "src"
     fake_cli = make_wheel(src, "offlinepack", "0.1.0", files={
-        "offlinepack/__main__.py": "import sys, json\nprint('HANDOVER ' + json.dumps(sys.argv[1:]))\n"})
+        "offlinepack/__main__.py": "import os, sys, json\nprint('HANDOVER ' + json.dumps(sys.argv[1:]))\n"
+                                   "print('WHEELS ' + os.environ.get('OFFLINEPACK_WHEELS', ''))\n"})
     house = write_wheelhouse(kaggle / "input" / "wheels", [{"wheel": fake_cli},
                                                            {"wheel": make_wheel(src, "imagecodecs", "1.0")}])
     make_read_only(kaggle / "input")
@@ -234,6 +246,17 @@ def test_run_hands_over_to_offlinepack_run_and_refuses_when_not_ready(kernel, ka
                          "--json-not-mine", prefix=offline)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'HANDOVER ["run", "-o", "x.zip", "--json-not-mine"]' in proc.stdout
+    # the run's readiness check and ledger see the wheelhouse bootstrap used, wherever it was found
+    assert f"WHEELS {house}\n" in proc.stdout
+    # --json before run: stdout stays the run's alone (one parseable document), bootstrap's report on stderr
+    quiet = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", "run", prefix=offline)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert quiet.stdout.splitlines()[0] == 'HANDOVER ["run"]'
+    searched = [(p["origin"], p["found"]) for p in json.loads(quiet.stderr)["searched"]]
+    assert ("Kaggle inputs", f"same folder as {house}") in searched
+    assert not any(found.startswith("no wheel dataset") for _, found in searched), searched
+    bogus = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), env={"OFFLINEPACK_INSTALLER": "pipx"})
+    assert bogus.returncode == 2 and "OFFLINEPACK_INSTALLER is uv or pip, not 'pipx'" in bogus.stderr
     broken = tmp_path / "broken"
     write_wheelhouse(broken, [{"wheel": make_wheel(src, "needs-py311", "1.0", tag="cp311-cp311-linux_x86_64")}])
     refused = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--wheels", str(broken),
