@@ -352,6 +352,37 @@ def test_compiled_sdist_is_refused_for_another_target_and_accepted_for_a_matchin
     assert built.path == f"acvl_utils-0.2.5-{host_tag()}.whl" and built.sha256 == sha256_of(project["out"] / built.path)
 
 
+def _sdist_needing(folder: Path, name: str, backend: str) -> Path:
+    """An sdist whose build-system requires `backend` (fetched from the index at build time, as real ones are)."""
+    sdist = make_sdist(folder, name, "1.0")
+    with tarfile.open(sdist) as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+    key = f"{name.replace('-', '_')}-1.0/pyproject.toml"
+    members[key] = members[key].replace(b"requires = []", f'requires = ["{backend}"]'.encode())
+    with tarfile.open(sdist, "w:gz") as archive:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return sdist
+
+
+def test_sdist_build_without_the_index_says_the_backend_needs_the_network(
+        local_index: LocalIndex, tmp_path: Path, self_wheel: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sdist = _sdist_needing(local_index.root, "gamma", "some-build-backend")
+    lock = write_lock(tmp_path / "pylock.toml", [
+        {"name": "gamma", "version": "1.0", "sdist": entry(file_url(local_index, sdist), sdist)}])
+    project = {"lock": lock, "out": tmp_path / "out", "cache": tmp_path / "cache"}
+    monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{_closed_port()}/simple/")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel))
+    (problem,) = caught.value.problems
+    assert problem.startswith("building a wheel for gamma") and "some-build-backend" in problem
+    assert caught.value.hint.startswith("a build fetches its build backend")
+    assert not project["out"].exists()
+
+
 def test_lock_path_entries_resolve_against_the_lock_folder(tmp_path: Path, self_wheel: Path) -> None:
     wheel = make_wheel(tmp_path / "wheels", "delta", "0.1")
     lock = write_lock(tmp_path / "pylock.toml", [

@@ -157,9 +157,12 @@ def _build_one(item: PlannedFile, cached: Path, options: BuildOptions, cache_roo
 
 
 def _collect_files(plan: Plan, fetched: FetchResult, options: BuildOptions, cache_root: Path,
-                   progress: ProgressCallback) -> tuple[list[tuple[WheelhouseFile, Path]], list[str], list[str]]:
-    """Every wheel to ship with its cached source path; sdists are built here, in parallel (problems collected)."""
+                   progress: ProgressCallback
+                   ) -> tuple[list[tuple[WheelhouseFile, Path]], list[str], list[str], list[str]]:
+    """Every wheel to ship with its cached source path; sdists are built here, in parallel (problems collected,
+    with their hints)."""
     problems: list[str] = []
+    hints: list[str] = []
     out: list[tuple[WheelhouseFile, Path]] = []
     built: list[str] = []
     downloaded = set(fetched.downloaded)
@@ -180,13 +183,14 @@ def _collect_files(plan: Plan, fetched: FetchResult, options: BuildOptions, cach
             wheel = builds[item.sha256].result()
         except OfflinepackError as error:
             problems.append(error.message)
+            hints += [error.hint] if error.hint and error.hint not in hints else []
             continue
         if not wheel.from_cache:
             built.append(item.package)
         out.append((WheelhouseFile(package=item.package, version=item.version, path=wheel.path.name,
                                    sha256=wheel.sha256, size=wheel.size, optional=item.optional,
                                    origin="built"), wheel.path))
-    return out, problems, built
+    return out, problems, built, hints
 
 
 def _self_wheel(options: BuildOptions, cache_root: Path) -> SelfWheel:
@@ -248,9 +252,10 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
             f"{len(fetched.problems)} file(s) could not be fetched; nothing was written to {options.output}",
             problems=fetched.problems, hint="; ".join(hints) or None,
         )
-    collected, problems, built = _collect_files(plan, fetched, options, cache_root, progress)
+    collected, problems, built, build_hints = _collect_files(plan, fetched, options, cache_root, progress)
     if problems:
-        raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems)
+        raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems,
+                               hint="; ".join(build_hints) or None)
     files = [f for f, _ in collected]
     sources = {f.path: src for f, src in collected}
     extra_lock_packages = []

@@ -48,6 +48,10 @@ def build_command(sdist: Path, out_dir: Path, uv: str | None = None, python: str
     return [python or sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out_dir), str(sdist)]
 
 
+_NETWORK_SIGNS = ("Failed to fetch", "error sending request", "Connection refused", "Temporary failure in name "
+                  "resolution", "Could not find a version that satisfies the requirement", "Network is unreachable")
+
+
 def run_build(command: Sequence[str], what: str, out_dir: Path) -> Path:
     """Run a wheel build; the error carries the tool's last output lines."""
     env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", PIP_DISABLE_PIP_VERSION_CHECK="1")
@@ -57,9 +61,13 @@ def run_build(command: Sequence[str], what: str, out_dir: Path) -> Path:
         raise OfflinepackError(f"cannot build {what}: {command[0]}: {error.strerror}") from None
     wheels = sorted(out_dir.glob("*.whl"))
     if done.returncode != 0 or len(wheels) != 1:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-        raise OfflinepackError(f"building a wheel for {what} failed (exit {done.returncode}): {tail}",
-                               hint="build it by hand with `pip wheel --no-deps SDIST` to see the full log")
+        output = (done.stderr or done.stdout).strip()
+        tail = " | ".join(output.splitlines()[-5:])
+        offline = any(sign in output for sign in _NETWORK_SIGNS)
+        hint = ("a build fetches its build backend (setuptools, hatchling, ...) from the package index: build once "
+                "with the network; built wheels are cached and a rebuild needs no index" if offline else
+                f"run `{' '.join(map(str, command))}` by hand to see the full log")
+        raise OfflinepackError(f"building a wheel for {what} failed (exit {done.returncode}): {tail}", hint=hint)
     return wheels[0]
 
 
