@@ -287,6 +287,18 @@ def test_every_input_problem_is_reported_at_once(project: dict, self_wheel: Path
     assert project["index"].requests == []  # nothing fetched before the inputs are sound
 
 
+def test_lock_for_another_python_is_named_with_the_fix(project: dict, self_wheel: Path, tmp_path: Path) -> None:
+    """write_lock says requires-python >=3.10; a lock made for 3.11 does not serve the 3.12 target."""
+    lock = tmp_path / "py311.toml"
+    lock.write_text(project["lock"].read_text().replace('requires-python = ">=3.10"', 'requires-python = "==3.11.*"'))
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, lock=lock))
+    assert caught.value.problems[0] == (f"{lock}: requires-python ==3.11.*: the lock is for another Python than "
+                                        "target test-kernel's 3.12.3")
+    assert caught.value.hint == (f"lock again for this target: `offlinepack lock REQ... --target test-kernel -o {lock}` "
+                                 "(lock made for 'test-kernel')")
+
+
 def test_malformed_lock_names_file_and_field(project: dict, self_wheel: Path, tmp_path: Path) -> None:
     bad = tmp_path / "pylock.toml"
     bad.write_text(project["lock"].read_text().replace("hashes = ", "size = \"12\", hashes = ", 1))

@@ -75,6 +75,10 @@ def plan_files(lock: LockFile, target: Target) -> Plan:
     files: list[PlannedFile] = []
     skipped: list[str] = []
     python = Version(target.python_version)
+    spec = lock.pylock.requires_python
+    if spec and not spec.contains(python, prereleases=True):
+        problems.append(f"{lock.path}: requires-python {spec}: the lock is for another Python than target "
+                        f"{target.name}'s {target.python_version}")
     for index, package in enumerate(lock.pylock.packages):
         where = f"packages[{index}] {package.name}"
         version = str(package.version) if package.version else "?"
@@ -117,5 +121,7 @@ def plan_files(lock: LockFile, target: Target) -> Plan:
             size=chosen.size,
             optional=lock.is_optional(package.name),
         ))
-    raise_if_problems(problems, f"{lock.path}: {len(problems)} package(s) cannot be served for target {target.name}")
+    raise_if_problems(problems, f"{lock.path}: {len(problems)} package(s) cannot be served for target {target.name}",
+                      hint=f"lock again for this target: `offlinepack lock REQ... --target {target.name} -o {lock.path}`"
+                           f"{' (lock made for ' + repr(lock.target_name) + ')' if lock.target_name else ''}")
     return Plan(files=tuple(files), skipped=tuple(skipped))
