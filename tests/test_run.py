@@ -151,6 +151,13 @@ def test_cannot_start_leaves_nothing_and_a_bad_ledger_is_refused_before_any_work
         assert "hint: pass --ledger" in result.output
     assert old.read_bytes() == b"the previous good submission" and not (tmp_path / "submission-masks").exists()
     assert not (tmp_path / "offlinepack-runs.jsonl").exists()
+    # temp files a killed run left behind are swept by the next run that starts
+    stale = [tmp_path / ".submission.zip.4242.tmp", tmp_path / "submission-masks" / ".11.tif.4242.tmp"]
+    stale[1].parent.mkdir()
+    for path in stale:
+        path.write_bytes(b"half")
+    assert _invoke(["run", "--model", "demo", "--input", str(data)], env).exit_code == 0
+    assert not any(path.exists() for path in stale) and zipfile.ZipFile(tmp_path / "submission.zip").namelist() == ["11.tif"]
     bad_folds = _invoke(["run", "--model", "demo", "--input", str(data), "--folds", "0,x"], env)
     assert bad_folds.exit_code == 2 and "error: --folds 0,x: 'x' is not a valid int" in bad_folds.output
 

@@ -24,7 +24,7 @@ from offlinepack.ledger.facts import find_wheelhouse_manifest, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.runner.config import RunConfig
 from offlinepack.runner.masks import VolumeResult, mask_path, reusable, run_key, save_sidecar, volume_result
-from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty
+from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
 from offlinepack.submission import ZipResult, write_mask_tiff, write_submission_zip
 
 
@@ -277,6 +277,7 @@ def run_pipeline(
     except BaseException:
         remove_empty(created)  # a run that could not start leaves no empty work folder behind
         raise
+    sweep_stale_temp(plan)
     report_progress(RunProgress("ready", message=f"{len(inputs.volumes)} volume(s) from {inputs.root} ({inputs.source})"))
     models = model_files(plan.models)
     key = run_key([m["sha256"] for m in models], {"weights": config.weights, "folds": config.folds,

@@ -132,3 +132,17 @@ def remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+def sweep_stale_temp(plan: RunPlan) -> list[Path]:
+    """Remove the temp files a killed run left (`.submission.zip.<pid>.tmp` beside the output, `.<id>.tif.<pid>.tmp`
+    and `.<id>.json.<pid>.tmp` in the work folder): on Kaggle they would end up among the notebook's outputs."""
+    stale = [*plan.output.parent.glob(f".{plan.output.name}.*.tmp"), *plan.work_dir.glob(".*.tmp")]
+    removed = []
+    for path in stale:
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # still in use or not ours to remove: harmless
+    return removed
