@@ -1007,9 +1007,16 @@ def _snapshot_main(args):
     if not out:
         _usage_error("snapshot needs -o FILE")
     out = os.path.abspath(out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    if os.path.isdir(out):
+        _usage_error("snapshot -o %s: that is a folder; give a file name, e.g. -o %s" % (out, os.path.join(out, "kernel.json")))
     data = snapshot(name)
-    _write_json_atomic(out, data)
+    try:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        _write_json_atomic(out, data)
+    except OSError as error:
+        sys.stderr.write("error: cannot write %s: %s\nhint: pass -o with a file in a writable folder "
+                         "(in a kernel: /kaggle/working/kernel.json)\n" % (out, error.strerror or error))
+        return FAILED
     print("wrote %s: %s %s, %d tags, %d installed distributions" % (
         out, data["interpreter"]["implementation"], data["interpreter"]["version"], len(data["tags"]), len(data["installed"])))
     return OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -202,6 +203,15 @@ def test_read_only_site_packages_goes_to_a_target_folder_on_pythonpath(kernel, k
     again = report_of(run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json",
                                     "--target", str(target), prefix=offline))
     assert again["install"]["files"] == [] and by_name(again)["beta"]["status"] == "satisfied"
+
+
+def test_snapshot_to_a_folder_or_an_unwritable_place_is_an_error_not_a_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out, expected in ((tmp_path, "that is a folder; give a file name"), (blocker / "k.json", "error: cannot write")):
+        proc = subprocess.run([sys.executable, str(BOOTSTRAP), "snapshot", "-o", str(out)], capture_output=True, text=True)
+        assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert blocker.read_text() == "x" and list(tmp_path.iterdir()) == [blocker]
 
 
 def test_target_that_cannot_be_created_fails_without_a_pythonpath_line(kernel, kaggle, tmp_path):
