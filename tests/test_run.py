@@ -253,6 +253,8 @@ def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:
     append_record(ledger, {"type": "run", "run_id": "20261125T100000Z-abc123", "finished": "2026-11-25T10:01:00Z",
                            "status": "ok", "volumes": [{}], "failures": [], "submission": {"sha256": "f" * 64, "size": 2_000_000}})
     assert "no runs recorded" in _invoke(["runs", "--ledger", str(tmp_path / "empty.jsonl")], env).output
+    default = _invoke(["runs"], env)  # nothing in the cwd: say where runs written with -o are recorded
+    assert default.exit_code == 0 and "no runs recorded" in default.output and "pass --ledger" in default.output
     noted = _invoke(["runs", "note", "20261125T1000", "--public-lb", "0.551", "--text", "thr 0.4", "--ledger", str(ledger)], env)
     assert noted.exit_code == 0 and "20261125T100000Z-abc123" in noted.output
     listing = _invoke(["runs", "--ledger", str(ledger)], {**env, "COLUMNS": "200"})

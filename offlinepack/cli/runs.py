@@ -63,6 +63,9 @@ def runs(
         return
     if not view.runs:
         console.print(f"no runs recorded in {view.path}", markup=False)
+        if ledger is None and not view.path.exists():
+            err_console.print("hint: a run records itself beside its submission.zip: pass --ledger "
+                              "DIR/offlinepack-runs.jsonl for a run written with -o DIR/submission.zip", markup=False)
         return
     table = Table(title=str(view.path), title_justify="left")
     for column in ("run", "finished", "status", "volumes", "failed", "zip sha256", "MB", "public", "private", "note"):
