@@ -73,7 +73,8 @@ _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links"
 
 def _unsupported_option(option: str) -> str:
     if option in _INDEX_OPTIONS:
-        return f"option {option!r} is not supported in requirement files; pass it on the command line (--index-url, --find-links)"
+        return (f"option {option!r} is not supported in requirement files; pass it on the command line "
+                "(--index-url, --find-links)")
     if option in ("-e", "--editable"):
         return (f"option {option!r} is not supported: the kernel needs a built wheel; write the project as "
                 "`name @ file:///absolute/path` or build its wheel and pass --find-links DIR")

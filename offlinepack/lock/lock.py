@@ -158,7 +158,8 @@ def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engin
     hints: list[str] = []
     usable: list[InputRequirement] = []
     for i, item in enumerate(direct):
-        if item.requirement.url:  # a held name is checked too: `numpy==99` is no conflict but a version that does not exist
+        # a held name is checked too: `numpy==99` is no conflict but a version that does not exist
+        if item.requirement.url:
             usable.append(item)
             continue
         alone = ctx.compile(ctx.write(f"alone-{i}.in", [str(item.requirement)]), hold=False, no_deps=True)
