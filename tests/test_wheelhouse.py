@@ -258,6 +258,7 @@ def test_output_exists_is_refused_then_replaced_with_force(project: dict, self_w
     out: Path = project["out"]
     out.mkdir()
     (out / "stale.whl").write_text("old")
+    (out / "offlinepack.json").write_text('{"format": "offlinepack-wheelhouse", "version": 1}')  # an older build
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel))
     assert any("already exists" in p and "--force" in p for p in caught.value.problems)
@@ -265,6 +266,21 @@ def test_output_exists_is_refused_then_replaced_with_force(project: dict, self_w
     result = build_wheelhouse(options(project, self_wheel, force=True))
     assert result.replaced and not (out / "stale.whl").exists() and (out / "offlinepack.json").is_file()
     assert leftovers(out.parent) == []
+
+
+def test_force_never_deletes_a_folder_that_is_not_a_wheelhouse(project: dict, self_wheel: Path) -> None:
+    """`-o . --force` or `-o ~/project --force` by mistake: the folder is not an old wheelhouse, so it stays."""
+    out: Path = project["out"]
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options(project, self_wheel, force=True))
+    assert caught.value.problems == (
+        f"output {out} is not a wheelhouse (no offlinepack.json) and not empty; --force only replaces a folder "
+        "`offlinepack build` wrote: pick another -o, or empty it yourself",)
+    assert (out / "notes.txt").read_text() == "precious" and project["index"].requests == []
+    (out / "notes.txt").unlink()  # an empty folder may be replaced
+    assert build_wheelhouse(options(project, self_wheel, force=True)).replaced
 
 
 def test_every_input_problem_is_reported_at_once(project: dict, self_wheel: Path, tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
 from offlinepack.wheelhouse.download import FetchResult, Progress, ProgressCallback, fetch_all
 from offlinepack.wheelhouse.index import default_index_urls
 from offlinepack.wheelhouse.lockfile import LockFile, dumps_lock, read_lock, rewrite_lock
-from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, LOCK_NAME, MANIFEST_NAME, METADATA_NAME, SizeReport,
-                                             WheelhouseFile, manifest, size_report)
+from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, FORMAT, LOCK_NAME, MANIFEST_NAME, METADATA_NAME,
+                                             SizeReport, WheelhouseFile, manifest, size_report)
 from offlinepack.wheelhouse.sdist import BuiltWheel, build_wheel_from_sdist
 from offlinepack.wheelhouse.select import Plan, PlannedFile, plan_files
 from offlinepack.wheelhouse.selfwheel import SelfWheel, find_bootstrap, offlinepack_wheel, wheel_info
@@ -92,6 +92,15 @@ def _problems_of(error: OfflinepackError) -> list[str]:
     return list(error.problems) if error.problems else [error.message]
 
 
+def _is_wheelhouse_or_empty(folder: Path) -> bool:
+    try:
+        if not any(folder.iterdir()):
+            return True
+        return json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadata]:
     """Lock, per-target plan, dataset metadata and output folder, every problem collected before failing."""
     problems: list[str] = []
@@ -102,6 +111,10 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
         problems.append(f"output {output} exists and is not a folder")
     elif output.exists() and not options.force:
         problems.append(f"output {output} already exists (pass --force to replace it once the new one is complete)")
+    elif output.exists() and not _is_wheelhouse_or_empty(output):
+        # --force deletes the old folder: never a project folder or `-o .` given by mistake
+        problems.append(f"output {output} is not a wheelhouse (no {MANIFEST_NAME}) and not empty; --force only "
+                        "replaces a folder `offlinepack build` wrote: pick another -o, or empty it yourself")
     if not output.parent.is_dir():
         problems.append(f"output's parent folder {output.parent} does not exist")
     try:
