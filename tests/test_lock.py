@@ -255,6 +255,13 @@ def test_bad_index_url_and_find_links_are_named_before_resolving(tmp_path):
         "--index-url 'not-a-url' is neither an http(s):// or file:// URL nor an existing folder",
         f"--find-links {tmp_path / 'nowhere'}: no such folder")
     assert not (tmp_path / "p.toml").exists()
+    (tmp_path / "requirements.in").write_text("six\n")
+    with pytest.raises(OfflinepackError) as info:
+        lock_requirements(LockOptions(requirements=(tmp_path / "requirements.in",), target=small_target({}),
+                                      output=tmp_path / "requirements.in", cache_dir=tmp_path / "c"))
+    assert info.value.problems == (
+        f"-o {tmp_path / 'requirements.in'} is one of the requirement files: the lock would overwrite it",)
+    assert (tmp_path / "requirements.in").read_text() == "six\n"
 
 
 def test_existing_lock_untouched_on_failure(tmp_path, local_index):

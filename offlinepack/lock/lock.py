@@ -254,9 +254,12 @@ def _check_sources(options: LockOptions) -> None:
     if url is not None and urlsplit(url).scheme not in ("http", "https", "file") and not Path(url).is_dir():
         problems.append(f"--index-url {url!r} is neither an http(s):// or file:// URL nor an existing folder")
     problems += [f"--find-links {path}: no such folder" for path in options.find_links if not Path(path).is_dir()]
+    if Path(options.output).resolve() in {Path(p).resolve() for p in options.requirements}:
+        problems.append(f"-o {options.output} is one of the requirement files: the lock would overwrite it")
     if problems:
-        raise OfflinepackError("cannot lock: bad package source", problems=problems,
-                               hint="e.g. --index-url https://HOST/simple/ (a PEP 503 index) or --find-links ./wheels")
+        raise OfflinepackError("cannot lock: bad options", problems=problems,
+                               hint="-o pylock.toml; --index-url https://HOST/simple/ (a PEP 503 index); "
+                                    "--find-links ./wheels")
 
 
 def lock_requirements(options: LockOptions) -> LockResult:
