@@ -168,6 +168,15 @@ def test_target_file_problems_named_by_field_in_json_terms(tmp_path):
     )
 
 
+@needs_fixtures
+def test_a_capture_file_given_as_target_points_at_its_folder():
+    """One line, not two per installed distribution (the fixture's pip inspect has 197)."""
+    with pytest.raises(OfflinepackError) as info:
+        resolve_target(GPU_KERNEL / "pip-inspect.json")
+    assert info.value.problems == ("format: expected 'offlinepack-target', got None",)
+    assert info.value.hint == "it looks like part of a capture: pass the folder holding env.json + pip-inspect.json as --target"
+
+
 def test_target_file_not_json(tmp_path):
     (tmp_path / "t.json").write_text("{nope")
     with pytest.raises(OfflinepackError, match=r"not JSON \(line 1, column 2"):

@@ -29,6 +29,7 @@ from offlinepack.atomic import write_text_atomically
 from offlinepack.errors import OfflinepackError, not_utf8
 
 FORMAT = "offlinepack-target"
+CAPTURE_FILES = "env.json + pip-inspect.json"  # the other --target form (target/convert.py)
 FORMAT_VERSION = 1
 
 MARKER_KEYS = (
@@ -130,7 +131,13 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
         raise OfflinepackError(f"{source}: a target file must hold a JSON object")
     problems: list[str] = []
     if data.get("format") != FORMAT:
-        problems.append(f"format: expected {FORMAT!r}, got {data.get('format')!r}")
+        # not a target file at all: its fields would each be "missing" (hundreds of lines for a pip inspect)
+        capture = "pip_version" in data or "marker_environment" in data
+        raise OfflinepackError(
+            f"{source} is not a target file", problems=[f"format: expected {FORMAT!r}, got {data.get('format')!r}"],
+            hint=(f"it looks like part of a capture: pass the folder holding {CAPTURE_FILES} as --target"
+                  if capture else "write a target file with `offlinepack snapshot -o FILE` or "
+                                  "`python bootstrap.py snapshot -o FILE`"))
     if data.get("version") != FORMAT_VERSION:
         problems.append(f"version: expected {FORMAT_VERSION}, got {data.get('version')!r}")
     name = _expect(data, "name", str, "", problems)
