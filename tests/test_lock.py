@@ -324,6 +324,21 @@ def test_cli_lock_text_output_and_conflict_exit_code(tmp_path, local_index):
     assert "hint: what would work:" in bad.stderr
 
 
+def test_cli_lock_uses_the_index_build_would_use(tmp_path, local_index, monkeypatch):
+    """Only $PIP_INDEX_URL set (a mirror configured for pip): lock resolves there too, as build fetches there."""
+    stack(local_index.root)
+    target_file = tmp_path / "kernel.json"
+    dump_target(small_target(KERNEL), target_file)
+    (tmp_path / "r.in").write_text("helper\n")
+    for name in ("OFFLINEPACK_INDEX_URL", "UV_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", local_index.url)
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "--target", str(target_file), "-o",
+                                 str(tmp_path / "p.toml"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "/simple/helper/" in local_index.requests
+
+
 def test_cli_malformed_inputs_all_reported(tmp_path):
     (tmp_path / "r.in").write_text("good\nbad==\n--hash=sha256:00\n")
     (tmp_path / "pyproject.toml").write_text("[project\n")

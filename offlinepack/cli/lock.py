@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from offlinepack.cli.output import console, err_console, print_json, reports_err
 from offlinepack.errors import OfflinepackError
 from offlinepack.lock import DEFAULT_OPTIONAL, LockOptions, lock_requirements, read_requirements
 from offlinepack.target import resolve_target
+from offlinepack.wheelhouse.index import INDEX_ENV
 
 
 @reports_errors
@@ -21,7 +23,9 @@ def lock(
                                         "a snapshot JSON, or a folder with env.json + pip-inspect.json.")],
     output: Annotated[Path, typer.Option("-o", "--output", dir_okay=False, help="pylock.toml to write.")] = Path(
         "pylock.toml"),
-    index_url: Annotated[str | None, typer.Option("--index-url", help="Package index (PEP 503 simple URL).")] = None,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="Package index (PEP 503 simple URL; default: "
+                                                  "$OFFLINEPACK_INDEX_URL, $UV_INDEX_URL, $PIP_INDEX_URL, as `build` "
+                                                  "looks, else uv's default index).")] = None,
     find_links: Annotated[list[Path] | None, typer.Option("--find-links", help="Folder of extra wheels/sdists.")
                           ] = None,
     allow_replace: Annotated[list[str] | None, typer.Option(
@@ -40,6 +44,8 @@ def lock(
         resolved = resolve_target(target)
     except OfflinepackError as error:
         raise with_other_problems(error, "cannot lock: bad input", lambda: read_requirements(requirements)) from None
+    # the same index `build` uses (a mirror set for pip only would otherwise lock against another index)
+    index_url = index_url or next((os.environ[k] for k in INDEX_ENV if os.environ.get(k)), None)
     result = lock_requirements(LockOptions(
         requirements=tuple(requirements), target=resolved, output=output, index_url=index_url,
         find_links=tuple(find_links or ()), allow_replace=tuple(allow_replace or ()),
