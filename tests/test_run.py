@@ -244,6 +244,10 @@ def test_validate_cli_exit_codes_and_json(tmp_path: Path, env: dict[str, str]) -
     report = json.loads(_invoke(["validate", str(bad), "--input", str(data), "--json"], env).stdout)
     assert report["valid"] is False and len(report["problems"]) == 3
     assert _invoke(["validate", str(good), "--input", str(tmp_path / "nowhere")], env).exit_code == 2
+    # no zip there at all is a wrong path (could not check, 2), not an invalid submission (1)
+    absent = _invoke(["validate", str(tmp_path / "typo.zip")], env)
+    assert absent.exit_code == 2 and "does not exist" in absent.output
+    assert _invoke(["validate", str(tmp_path)], env).exit_code == 2  # a folder, not a zip
 
 
 def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:

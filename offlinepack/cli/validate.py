@@ -1,7 +1,7 @@
 """`offlinepack validate ZIP`: check a submission the way the scorer reads it.
 
 Exit codes: 0 valid (warnings allowed), 1 invalid (one line per problem), 2 could not check
-(e.g. --input folder missing).
+(ZIP or the --input folder missing).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _expected_from_ledger(zip_path: Path) -> tuple[dict[str, tuple[int, ...]] | 
 
 @reports_errors
 def validate(
-    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="The submission.zip to check.")],
+    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="The submission.zip to check.", exists=True, dir_okay=False)],
     input_dir: Annotated[Optional[Path], typer.Option("--input", "-i", help="Competition folder (test_images/ + test.csv) or a folder of <id>.tif; default: searched under /kaggle/input.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
