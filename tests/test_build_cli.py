@@ -65,12 +65,12 @@ def test_json_output_and_placeholder_warning(setup: dict) -> None:
     result = invoke(setup["lock"], "--target", setup["target"], "-o", setup["out"], "--json", "--license", "MIT")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["dataset"] == {"title": "offlinepack wheels for test-kernel", "id": "INSERT_KAGGLE_USERNAME/out",
+    assert data["dataset"] == {"title": "offlinepack wheels for test-kernel", "id": "INSERT_KAGGLE_USERNAME/out-wheelhouse",
                                "licenses": [{"name": "MIT"}], "placeholder": True}
     assert sorted(f["package"] for f in data["files"]) == ["alpha", "beta-pkg", "offlinepack"]
     assert data["size"]["total"] == sum(f["size"] for f in data["files"])
     assert any("placeholder" in w for w in data["warnings"])
-    assert "warning: dataset id 'INSERT_KAGGLE_USERNAME/out' is a placeholder" not in result.stdout
+    assert "warning: dataset id 'INSERT_KAGGLE_USERNAME/out-wheelhouse' is a placeholder" not in result.stdout
     # warm rebuild through the CLI: nothing downloaded
     requests = list(setup["index"].requests)
     again = invoke(setup["lock"], "--target", setup["target"], "-o", setup["out"], "--json", "--force")
@@ -109,7 +109,7 @@ def test_unknown_target_and_kaggle_username_default(setup: dict, monkeypatch: py
     monkeypatch.setenv("KAGGLE_USERNAME", "carol")
     result = invoke(setup["lock"], "--target", setup["target"], "-o", setup["out"], "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["dataset"]["id"] == "carol/out"
+    assert json.loads(result.stdout)["dataset"]["id"] == "carol/out-wheelhouse"
 
 
 def test_lock_then_build_end_to_end(tmp_path: Path, local_index: LocalIndex, monkeypatch: pytest.MonkeyPatch) -> None:

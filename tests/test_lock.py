@@ -108,7 +108,7 @@ def test_everything_provided_writes_a_valid_empty_lock_that_builds(tmp_path, loc
     dump_target(small_target(KERNEL), target_file)
     out = tmp_path / "wheels"
     built = runner.invoke(app, ["build", str(tmp_path / "pylock.toml"), "--target", str(target_file), "-o", str(out),
-                                "--dataset-id", "me/wheels", "--cache-dir", str(tmp_path / "cache")])
+                                "--dataset-id", "me/kernel-wheels", "--cache-dir", str(tmp_path / "cache")])
     assert built.exit_code == 0, built.output
     assert {p.name for p in out.iterdir()} >= {"bootstrap.py", "pylock.toml", "offlinepack.json"}
 

@@ -464,6 +464,12 @@ def test_dataset_metadata_defaults_and_validation() -> None:
                          target_name="k", environ={})
     assert len(caught.value.problems) == 3
     assert "51 characters" in caught.value.problems[0] and "Bad_Slug-" in caught.value.problems[1]
+    with pytest.raises(OfflinepackError) as caught:  # `kaggle datasets create` refuses slugs under 6 characters
+        dataset_metadata(dataset_id="alice/wheel", title="long enough", license="CC0-1.0", default_slug="w",
+                         target_name="k", environ={})
+    assert caught.value.problems == ("dataset slug 'wheel' has 5 characters; Kaggle needs 6 to 50",)
+    assert dataset_metadata(dataset_id=None, title=None, license=None, default_slug="whl", target_name="k",
+                            environ={}).id == f"{PLACEHOLDER_OWNER}/whl-wheelhouse"
     with pytest.raises(OfflinepackError, match="invalid dataset metadata") as caught:
         dataset_metadata(dataset_id="no-slash", title="long enough", license="CC0-1.0", default_slug="w",
                          target_name="k", environ={})

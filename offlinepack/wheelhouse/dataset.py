@@ -14,6 +14,7 @@ PLACEHOLDER_OWNER = "INSERT_KAGGLE_USERNAME"
 DEFAULT_LICENSE = "CC0-1.0"
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _OWNER = re.compile(r"^[A-Za-z0-9_-]+$")
+SLUG_MIN, SLUG_MAX = 6, 50  # what `kaggle datasets create` checks before uploading (as for the title)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,7 +30,7 @@ class DatasetMetadata:
 
 def slugify(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:50].strip("-")
-    return slug if len(slug) >= 3 else f"{slug or 'wheels'}-wheelhouse"[:50]
+    return slug if len(slug) >= SLUG_MIN else f"{slug or 'wheels'}-wheelhouse"[:SLUG_MAX].strip("-")
 
 
 def dataset_metadata(*, dataset_id: str | None, title: str | None, license: str | None, default_slug: str,
@@ -57,8 +58,8 @@ def dataset_metadata(*, dataset_id: str | None, title: str | None, license: str 
     else:
         if not _OWNER.match(owner):
             problems.append(f"dataset id owner {owner!r} must be a Kaggle user name (letters, digits, - and _)")
-        if not 3 <= len(slug) <= 50:
-            problems.append(f"dataset slug {slug!r} has {len(slug)} characters; Kaggle needs 3 to 50")
+        if not SLUG_MIN <= len(slug) <= SLUG_MAX:
+            problems.append(f"dataset slug {slug!r} has {len(slug)} characters; Kaggle needs {SLUG_MIN} to {SLUG_MAX}")
         elif not _SLUG.match(slug):
             problems.append(f"dataset slug {slug!r} may hold only lower-case letters, digits and '-', "
                             "and must not start or end with '-'")
