@@ -1008,7 +1008,8 @@ def _snapshot_main(args):
         _usage_error("snapshot needs -o FILE")
     out = os.path.abspath(out)
     if os.path.isdir(out):
-        _usage_error("snapshot -o %s: that is a folder; give a file name, e.g. -o %s" % (out, os.path.join(out, "kernel.json")))
+        _usage_error("snapshot -o %s: that is a folder; give a file name, e.g. -o %s"
+                     % (out, os.path.join(out, "kernel.json")))
     data = snapshot(name)
     try:
         os.makedirs(os.path.dirname(out), exist_ok=True)

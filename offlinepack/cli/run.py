@@ -31,8 +31,9 @@ def _split(values: list[str] | None, kind: type, flag: str) -> list | None:
                 try:
                     out.append(kind(part.strip()))
                 except ValueError:
+                    what = "integers" if kind is int else "numbers"
                     raise OfflinepackError(f"{flag} {value}: {part!r} is not a valid {kind.__name__}",
-                                          hint=f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'}, e.g. {flag} 0,1") from None
+                                           hint=f"{flag} takes comma-separated {what}, e.g. {flag} 0,1") from None
     return out
 
 
