@@ -420,6 +420,13 @@ def test_lock_path_entries_resolve_against_the_lock_folder(tmp_path: Path, self_
     result = build_wheelhouse(options(project, self_wheel))
     assert (tmp_path / "out" / wheel.name).read_bytes() == wheel.read_bytes()
     assert result.downloaded == (wheel.name,)
+    # the local file gone (a lock made with --find-links, the folder moved): named, not looked up on an index
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "wheels").rename(moved)
+    with pytest.raises(OfflinepackError) as caught:
+        build_wheelhouse(options({**project, "cache": tmp_path / "cold"}, self_wheel, force=True, index_urls=()))
+    assert caught.value.problems == (f"packages[0] delta: {wheel.name}: no such file {tmp_path / 'wheels' / wheel.name} "
+                                     "(the lock names a local file: put it back, or lock again)",)
 
 
 def test_write_failure_midway_leaves_nothing_half_written(project: dict, self_wheel: Path) -> None:

@@ -106,6 +106,12 @@ def plan_files(lock: LockFile, target: Target) -> Plan:
                 f"{', '.join(wheel_tags) or 'nothing'} and no sdist; the target's best tags: {best_tags(target)}"
             )
             continue
+        if chosen.url is None and chosen.path and ("/" in chosen.path or "\\" in chosen.path):
+            local = (lock.path.parent / chosen.path).resolve()
+            if not local.is_file():  # a local file (--find-links), not a bare name to look up on the index
+                problems.append(f"{where}: {chosen.filename}: no such file {local} (the lock names a local file: "
+                                "put it back, or lock again)")
+                continue
         sha256 = chosen.hashes.get("sha256")
         if not sha256:
             problems.append(f"{where}: {chosen.filename} has no sha256 hash in the lock "
