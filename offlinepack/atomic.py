@@ -39,5 +39,6 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 def _cannot_write(path: Path, error: OSError) -> OfflinepackError:
     why = "disk full" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else error.strerror or str(error)
-    return OfflinepackError(f"cannot write {path}: {why}" + (" (an older file there was kept)" if path.exists() else ""),
+    kept = " (an older file there was kept)" if path.exists() else ""
+    return OfflinepackError(f"cannot write {path}: {why}{kept}",
                             hint="pick a folder you can write to with -o/--output")

@@ -84,7 +84,8 @@ def build(
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", file_okay=False, help="Download cache "
                                                    "(default: $OFFLINEPACK_CACHE or ~/.cache/offlinepack).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (only once the new "
-                                        "one is complete, and only an empty one or a wheelhouse built before).")] = False,
+                                        "one is complete, and only an empty one or a wheelhouse built before)."
+                                        )] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel downloads.")] = 8,
     index_url: Annotated[str | None, typer.Option("--index-url", help="Index (PEP 503 simple URL) to find a portable "
                                                   "lock's files on (default: $OFFLINEPACK_INDEX_URL, $UV_INDEX_URL, "

@@ -182,7 +182,8 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
             installed.append(InstalledDistribution(name=dist_name, version=dist_version, requires=tuple(requires)))
     if problems:
         raise OfflinepackError(f"{source} is not a valid target file", problems=problems,
-                               hint="write a target file with `offlinepack snapshot -o FILE` or `python bootstrap.py snapshot -o FILE`")
+                               hint="write a target file with `offlinepack snapshot -o FILE` or "
+                                    "`python bootstrap.py snapshot -o FILE`")
     known = {"format", "version", "name", "description", "approximate", "interpreter", "platform", "markers", "tags", "installed"}
     return Target(
         name=name,

@@ -128,6 +128,7 @@ def plan_files(lock: LockFile, target: Target) -> Plan:
             optional=lock.is_optional(package.name),
         ))
     raise_if_problems(problems, f"{lock.path}: {len(problems)} package(s) cannot be served for target {target.name}",
-                      hint=f"lock again for this target: `offlinepack lock REQ... --target {target.name} -o {lock.path}`"
+                      hint=f"lock again for this target: `offlinepack lock REQ... --target {target.name} "
+                           f"-o {lock.path}`"
                            f"{' (lock made for ' + repr(lock.target_name) + ')' if lock.target_name else ''}")
     return Plan(files=tuple(files), skipped=tuple(skipped))
