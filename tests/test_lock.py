@@ -120,8 +120,21 @@ def test_conflict_with_target_names_both_sides(tmp_path, local_index):
     error = info.value
     assert error.message == "cannot lock for target tiny"
     assert error.problems == ("app 2.0 requires timm<1.0.23; the target has timm 1.0.26",)
-    assert "--allow-replace timm" in error.hint and "an older app" in error.hint
+    assert error.hint == ("what would work: app 1.0 (keeps the target's versions: relax your pins), or "
+                          "--allow-replace timm (installs another version over the kernel's)")
     assert not (tmp_path / "pylock.toml").exists()
+
+
+def test_conflict_names_only_what_blocks_and_the_version_that_works(tmp_path, local_index):
+    """codec's newest wants a newer numpy, but an older codec is fine: only the pinned app blocks the lock."""
+    stack(local_index.root)
+    make_wheel(local_index.root, "codec", "2.0", requires=["numpy>=2.1"])
+    make_wheel(local_index.root, "codec", "1.0", requires=["numpy>=1"])
+    with pytest.raises(OfflinepackError) as info:
+        do_lock(tmp_path, local_index, ["app==2.0", "codec"], small_target(KERNEL))
+    assert info.value.problems == ("app 2.0 requires timm<1.0.23; the target has timm 1.0.26",)
+    assert info.value.hint.startswith("what would work: app 1.0 (keeps the target's versions: relax your pins), "
+                                      "or --allow-replace timm ")
 
 
 def test_direct_requirement_against_target_version(tmp_path, local_index):

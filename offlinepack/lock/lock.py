@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -174,11 +175,17 @@ def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engin
                      "or provide a wheel with --find-links")
     run, conflicts = _unheld_conflicts(ctx, usable, [])
     if conflicts:
+        working = _relaxed_versions(ctx, usable, conflicts)
+        if working:  # relaxing the pinned requirements resolves: the other conflicts are not what blocks
+            relaxed = {canonicalize_name(text.split(" ")[0]) for text in working}
+            conflicts = tuple(c for c in conflicts if c.chain and _head(c) in relaxed)
         problems += [_with_chain(c) for c in conflicts]
         names = sorted({c.key for c in conflicts})
         requirers = sorted({c.requirer.split(" ")[0] for c in conflicts if " " in c.requirer})
         hint = "what would work: "
-        if requirers:
+        if working:
+            hint += f"{' + '.join(working)} (keeps the target's versions: relax your pins), or "
+        elif requirers:
             hint += f"an older {' / '.join(requirers)} that accepts the target's versions (relax your pins), or "
         hints.append(hint + " ".join(f"--allow-replace {name}" for name in names)
                      + " (installs another version over the kernel's)")
@@ -188,6 +195,31 @@ def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engin
         problems.append(_summary(held_run))
     return OfflinepackError(f"cannot lock for target {target.name}", problems=problems,
                             hint="; ".join(hints) or None)
+
+
+def _head(conflict: Conflict) -> str:
+    """The direct requirement a conflict comes through (canonical name)."""
+    return canonicalize_name(conflict.chain[0].split(" ")[0])
+
+
+def _relaxed_versions(ctx: _Context, direct: Sequence[InputRequirement], conflicts: Sequence[Conflict]) -> list[str]:
+    """The versions the held resolution picks once the direct requirements behind the conflicts lose their
+    version limits (`dynamic-network-architectures 0.4.2`); [] when that does not resolve either."""
+    behind = {_head(c) for c in conflicts if c.chain}
+    relaxed = [item for item in direct if item.key in behind and item.requirement.specifier]
+    if not relaxed:
+        return []
+    lines = []
+    for item in direct:
+        requirement = Requirement(str(item.requirement))
+        if item in relaxed:
+            requirement.specifier = SpecifierSet()
+        lines.append(str(requirement))
+    run = ctx.compile(ctx.write("relaxed.in", lines), hold=True)
+    if not run.ok:
+        return []
+    versions = {canonicalize_name(p["name"]): p.get("version", "") for p in run.lock.get("packages", [])}
+    return [f"{item.requirement.name} {versions[item.key]}" for item in relaxed if versions.get(item.key)]
 
 
 def _with_chain(conflict: Conflict) -> str:
