@@ -248,6 +248,8 @@ def test_unreachable_file_fails_whole_build_and_old_folder_survives(project: dic
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel, lock=lock, force=True))
     assert caught.value.problems == (f"cannot download {gamma.name} (gamma 1.0) from {dead}: Connection refused",)
+    assert caught.value.message == (f"1 file(s) could not be fetched (3 of 4 came from the cache); nothing was "
+                                    f"written to {project['out']}")
     assert "cached" in (caught.value.hint or "")
     assert len(project["index"].requests) == requests  # the cache served everything it had
     assert {p.name: p.read_bytes() for p in project["out"].iterdir()} == before

@@ -262,7 +262,8 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
             hints.append("the index serves other bytes than the lock names: lock again with `offlinepack lock` "
                          "(or use the index the lock was made with); a file that fails its hash is never kept")
         raise OfflinepackError(
-            f"{len(fetched.problems)} file(s) could not be fetched; nothing was written to {options.output}",
+            f"{len(fetched.problems)} file(s) could not be fetched ({len(fetched.cached)} of "
+            f"{len({f.sha256 for f in plan.files})} came from the cache); nothing was written to {options.output}",
             problems=fetched.problems, hint="; ".join(hints) or None,
         )
     collected, problems, built, build_hints = _collect_files(plan, fetched, options, cache_root, progress)
