@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+
+# Typer boxes usage errors at the terminal's width: a long tmp path would wrap mid-phrase and
+# break message asserts depending on where pytest puts its folders. Set before typer is imported.
+os.environ.setdefault("TERMINAL_WIDTH", "4000")
 
 import pytest
 
