@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the built-in targets (offlinepack/target/builtin/*.json) from public evidence.
+"""Regenerate the built-in targets (offlinepack/kernel_target/builtin/*.json) from public evidence.
 
     python scripts/make_builtin_targets.py [--fixtures ../shared/fixtures]
 
@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 import packaging._manylinux as manylinux
 
 REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "offlinepack" / "target" / "builtin"
+OUT = REPO / "offlinepack" / "kernel_target" / "builtin"
 GLIBC = (2, 35)  # Ubuntu 22.04 (os-info-gpu.txt)
 
 SNAPSHOT_HINT = (

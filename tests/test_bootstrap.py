@@ -284,7 +284,7 @@ def test_snapshot_matches_packaging_tags(minor, tmp_path):
     proc = subprocess.run([str(python), str(BOOTSTRAP), "snapshot", "-o", str(out), "--name", "probe"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    from offlinepack.target import load_target_file
+    from offlinepack.kernel_target import load_target_file
 
     target = load_target_file(out)  # the shared model validates every field
     assert target.name == "probe" and target.python_minor == minor

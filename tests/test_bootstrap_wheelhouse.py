@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from offlinepack.target import load_target_file
+from offlinepack.kernel_target import load_target_file
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.selfwheel import offlinepack_wheel
 from tests.support.wheels import make_wheel, sha256_of

@@ -15,7 +15,7 @@ from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
 from offlinepack.lock import LockOptions, lock_requirements
 from offlinepack.lock.inputs import read_requirements
-from offlinepack.target import InstalledDistribution, Target, dump_target, resolve_target
+from offlinepack.kernel_target import InstalledDistribution, Target, dump_target, resolve_target
 from tests.conftest import REPO_ROOT, SHARED_FIXTURES
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import (builtin_names, dump_target, load_target_file, resolve_target, snapshot_current)
+from offlinepack.kernel_target import (builtin_names, dump_target, load_target_file, resolve_target, snapshot_current)
 from tests.conftest import REPO_ROOT, SHARED_FIXTURES
 
 GPU_KERNEL = SHARED_FIXTURES / "gpu-kernel"
@@ -71,7 +71,7 @@ def test_builtin_json_is_reproducible_from_the_script(tmp_path):
         script.main()
     finally:
         sys.argv = argv
-    shipped = REPO_ROOT / "offlinepack" / "target" / "builtin"
+    shipped = REPO_ROOT / "offlinepack" / "kernel_target" / "builtin"
     for name in ("kaggle-gpu", "kaggle-gpu-py313"):
         assert (tmp_path / f"{name}.json").read_text() == (shipped / f"{name}.json").read_text()
 
@@ -107,7 +107,7 @@ def test_snapshot_of_this_interpreter_uses_sys_tags(tmp_path):
 
 
 def test_vendored_folders_on_sys_path_are_not_installed_distributions(tmp_path):
-    from offlinepack.target.snapshot import install_paths
+    from offlinepack.kernel_target.snapshot import install_paths
     site = tmp_path / "site-packages"
     (site / "setuptools" / "_vendor").mkdir(parents=True)
     assert install_paths([str(site), str(site / "setuptools" / "_vendor"), str(tmp_path / "src")]) == [
@@ -152,7 +152,7 @@ def test_broken_capture_folder_lists_every_problem(tmp_path):
 
 
 def test_target_file_problems_named_by_field_in_json_terms(tmp_path):
-    data = json.loads((REPO_ROOT / "offlinepack/target/builtin/kaggle-gpu.json").read_text())
+    data = json.loads((REPO_ROOT / "offlinepack/kernel_target/builtin/kaggle-gpu.json").read_text())
     data["markers"] = {}  # an empty object used to pass, then broke the lock's `environments` marker
     data["tags"] = "cp312-cp312-linux_x86_64"
     data["interpreter"] = []

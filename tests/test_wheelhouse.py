@@ -17,7 +17,7 @@ import pytest
 from packaging.pylock import Pylock
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import InstalledDistribution, Target
+from offlinepack.kernel_target import InstalledDistribution, Target
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.dataset import PLACEHOLDER_OWNER, dataset_metadata
 from offlinepack.wheelhouse.lockfile import tomllib
@@ -548,7 +548,7 @@ def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path:
 @pytest.mark.slow
 def test_reference_lock_builds_from_the_public_index(tmp_path: Path) -> None:
     """Opt-in (`pytest -m network`): the committed Vesuvius lock for kaggle-gpu, downloaded for real."""
-    from offlinepack.target import resolve_target
+    from offlinepack.kernel_target import resolve_target
 
     repo = Path(__file__).resolve().parent.parent
     result = build_wheelhouse(BuildOptions(lock=repo / "lockfiles" / "vesuvius" / "pylock.toml",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from offlinepack.target import InstalledDistribution
+from offlinepack.kernel_target import InstalledDistribution
 from offlinepack.wheelhouse.runtime_needs import own_requirements, runtime_gaps
 from tests.test_wheelhouse import make_target
 

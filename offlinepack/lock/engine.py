@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from offlinepack.hashing import record_hash
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import InstalledDistribution, Target
+from offlinepack.kernel_target import InstalledDistribution, Target
 
 if sys.version_info >= (3, 11):
     import tomllib

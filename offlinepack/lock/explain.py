@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from offlinepack.lock.inputs import InputRequirement
-from offlinepack.target import InstalledDistribution
+from offlinepack.kernel_target import InstalledDistribution
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -27,7 +27,7 @@ from offlinepack.lock.inputs import InputRequirement, read_requirements
 from offlinepack.lock.metadata import requires_of
 from offlinepack.lock.writer import (LockedPackage, best_tags, render_pylock, select_files,
                                      target_environment_marker, validate_pylock, write_atomically)
-from offlinepack.target import InstalledDistribution, Target
+from offlinepack.kernel_target import InstalledDistribution, Target
 
 DEFAULT_OPTIONAL = ("imagecodecs",)  # the kernel can read LZW TIFFs with Pillow when it is missing
 

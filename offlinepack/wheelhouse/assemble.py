@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from offlinepack import __version__
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
 from offlinepack.wheelhouse.cache import Cache, default_cache_dir, place
 from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
 from offlinepack.wheelhouse.download import FetchResult, Progress, ProgressCallback, fetch_all

@@ -85,7 +85,7 @@ def read_lock(path: Path) -> LockFile:
         provided.append(ProvidedDistribution(name=item["name"], version=item["version"]))
     target_name = tool.get("target")
     if target_name is not None and not isinstance(target_name, str):
-        problems.append(f"{path}: tool.offlinepack.target: expected a string, got {type(target_name).__name__}")
+        problems.append(f"{path}: tool.offlinepack.kernel_target: expected a string, got {type(target_name).__name__}")
         target_name = None
     optional_raw = tool.get("optional", list(DEFAULT_OPTIONAL))
     if not (isinstance(optional_raw, list) and all(isinstance(n, str) for n in optional_raw)):

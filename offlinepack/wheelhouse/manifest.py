@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from offlinepack import __version__
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
 from offlinepack.wheelhouse.lockfile import ProvidedDistribution
 
 FORMAT = "offlinepack-wheelhouse"

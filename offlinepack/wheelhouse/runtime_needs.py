@@ -14,7 +14,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
 
 KERNEL_EXTRAS = ("", "run")  # core + what `offlinepack run` needs; torch is the kernel's own, never listed
 

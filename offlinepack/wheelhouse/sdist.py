@@ -19,7 +19,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
 from offlinepack.wheelhouse.cache import sha256_file
 from offlinepack.wheelhouse.select import best_tags
 

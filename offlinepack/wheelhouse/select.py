@@ -14,7 +14,7 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from offlinepack.errors import raise_if_problems
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
 from offlinepack.wheelhouse.lockfile import LockFile
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from offlinepack.errors import OfflinepackError, not_utf8
-from offlinepack.target.model import MARKER_KEYS, InstalledDistribution, Target
+from offlinepack.kernel_target.model import MARKER_KEYS, InstalledDistribution, Target
 
 ENV_FILE = "env.json"
 INSPECT_FILE = "pip-inspect.json"
