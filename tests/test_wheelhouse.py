@@ -10,7 +10,6 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,10 @@ from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import InstalledDistribution, Target
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.dataset import PLACEHOLDER_OWNER, dataset_metadata
-from offlinepack.wheelhouse.lockfile import tomllib
+from offlinepack._compat import tomllib
 from offlinepack.wheelhouse.sdist import find_uv
-from offlinepack.wheelhouse.selfwheel import find_bootstrap, offlinepack_wheel
+from offlinepack.kernel import find_bootstrap
+from offlinepack.wheelhouse.selfwheel import offlinepack_wheel
 from tests.support.index import LocalIndex
 from tests.support.pythons import find_python
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
@@ -188,16 +188,14 @@ def test_rewritten_lock_has_relative_paths_and_installs_offline(project: dict, s
     assert done.returncode == 0 and "+ beta-pkg==2.0" in done.stderr, done.stderr
 
 
-def test_warm_rebuild_downloads_nothing_and_is_fast(project: dict, self_wheel: Path) -> None:
+def test_warm_rebuild_downloads_nothing(project: dict, self_wheel: Path) -> None:
+    """Its speed (goal < 1 s) is measured by scripts/bench_wheelhouse.py ("offlinepack warm"), not asserted here."""
     first = build_wheelhouse(options(project, self_wheel))
     assert len(first.downloaded) == 3
     requests = list(project["index"].requests)
-    started = time.perf_counter()
     second = build_wheelhouse(options(project, self_wheel, force=True))
-    elapsed = time.perf_counter() - started
     assert project["index"].requests == requests  # not one request: everything came from the cache
     assert second.downloaded == () and second.built == () and second.replaced
-    assert elapsed < 1.0
     assert {f.origin for f in second.files} == {"cached", "built", "self"}
     assert [(f.path, f.sha256) for f in second.files] == [(f.path, f.sha256) for f in first.files]
 
@@ -521,7 +519,8 @@ def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path:
                            str(site), str(self_wheel)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     script = ("import sys, offlinepack; from pathlib import Path\n"
-              "from offlinepack.wheelhouse.selfwheel import find_bootstrap, offlinepack_wheel, source_root\n"
+              "from offlinepack.kernel import find_bootstrap, source_root\n"
+              "from offlinepack.wheelhouse.selfwheel import offlinepack_wheel\n"
               "assert source_root() is None, source_root()\n"
               "print(find_bootstrap()); print(offlinepack_wheel(Path(sys.argv[1])).path)\n")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache")], capture_output=True, text=True,

@@ -9,12 +9,12 @@ The folder layout is the one in the shared `gpu-kernel` fixture:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from offlinepack.errors import OfflinepackError, not_utf8
+from offlinepack.errors import OfflinepackError
+from offlinepack.files import read_json
 from offlinepack.kernel_target.model import MARKER_KEYS, InstalledDistribution, Target
 
 ENV_FILE = "env.json"
@@ -23,17 +23,6 @@ INSPECT_FILE = "pip-inspect.json"
 
 def is_inspect_folder(path: Path) -> bool:
     return path.is_dir() and (path / ENV_FILE).is_file() and (path / INSPECT_FILE).is_file()
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise OfflinepackError(f"cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error)) from None
-    except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
 
 
 def installed_from_inspect(data: Any, source: str, problems: list[str]) -> tuple[InstalledDistribution, ...]:
@@ -61,8 +50,8 @@ def installed_from_inspect(data: Any, source: str, problems: list[str]) -> tuple
 def target_from_inspect_folder(folder: Path, name: str | None = None) -> Target:
     """Read `env.json` + `pip-inspect.json` from `folder`; every problem is reported at once."""
     folder = Path(folder)
-    env = _read_json(folder / ENV_FILE)
-    inspect = _read_json(folder / INSPECT_FILE)
+    env = read_json(folder / ENV_FILE)
+    inspect = read_json(folder / INSPECT_FILE)
     problems: list[str] = []
     if not isinstance(env, Mapping):
         raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object")

@@ -26,10 +26,11 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from offlinepack.atomic import write_text_atomically
-from offlinepack.errors import OfflinepackError, not_utf8
+from offlinepack.errors import OfflinepackError
+from offlinepack.files import read_json
 
 FORMAT = "offlinepack-target"
-CAPTURE_FILES = "env.json + pip-inspect.json"  # the other --target form (target/convert.py)
+CAPTURE_FILES = "env.json + pip-inspect.json"  # the other --target form (kernel_target/convert.py)
 FORMAT_VERSION = 1
 
 MARKER_KEYS = (
@@ -203,17 +204,7 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
 
 
 def load_target_file(path: Path) -> Target:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise OfflinepackError(f"cannot read target file {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
-    return parse_target(data, source=str(path))
+    return parse_target(read_json(path, "target file "), source=str(path))
 
 
 def dump_target(target: Target, path: Path) -> None:
