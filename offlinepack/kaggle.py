@@ -1,5 +1,7 @@
 """The Kaggle layout: its root, whether this is a kernel, and where outputs go by default.
 
+The run ledger lives beside the output (`ledger.LEDGER_NAME` in `output_dir()` by default).
+
 A kernel is recognised by `<root>/working`: every decision made from it is about where to write (the
 default output, the masks' work folder, the ledger, bootstrap's fallback install folder), and
 `working/` is the one writable folder Kaggle guarantees. A machine that merely holds a copy of
@@ -45,10 +47,3 @@ def work_dir(output: Path) -> Path:
     """The masks of a run writing `output` are kept here between runs (resume)."""
     output = Path(output)
     return output.parent / f"{output.stem}{MASKS_SUFFIX}"
-
-
-def default_ledger(root: Path = DEFAULT_ROOT, cwd: Path | None = None) -> Path:
-    """The ledger beside the default output."""
-    from offlinepack.ledger.store import LEDGER_NAME  # the ledger's own file name; imported late: ledger is a stage
-
-    return output_dir(root, cwd) / LEDGER_NAME

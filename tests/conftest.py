@@ -15,8 +15,12 @@ import pytest
 from tests.support.index import LocalIndex, serve
 from tests.support.wheels import make_sdist, make_wheel
 
+# the `env` fixture (no Kaggle, private temp, cwd) of the run-side command tests
+pytest_plugins = ["tests.support.cli"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# captured kernels (copies of the project's shared fixtures, so a fresh clone runs every test)
+FIXTURES = REPO_ROOT / "tests" / "data" / "fixtures"
 
 
 @pytest.fixture

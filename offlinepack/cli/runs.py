@@ -20,8 +20,9 @@ LedgerOption = Annotated[Optional[Path], typer.Option("--ledger", help="Ledger f
 
 def default_ledger() -> Path:
     from offlinepack import kaggle
+    from offlinepack.ledger import LEDGER_NAME
 
-    return kaggle.default_ledger(kaggle.kaggle_root())
+    return kaggle.output_dir(kaggle.kaggle_root()) / LEDGER_NAME
 
 
 def _short(value: object, width: int) -> str:
