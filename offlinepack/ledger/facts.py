@@ -6,6 +6,7 @@ never imported here: its version comes from package metadata, CUDA and GPUs from
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Mapping, Sequence
@@ -13,10 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from offlinepack import kernel
+from offlinepack.errors import OfflinepackError
 from offlinepack.hashing import sha256_file
-from offlinepack.kernel import find_wheelhouse_manifest  # bootstrap's own search: the wheelhouse it installs from
-
-__all__ = ["environment_fact", "find_wheelhouse_manifest", "model_files", "wheelhouse_fact"]
+from offlinepack.kaggle import DEFAULT_ROOT
 
 
 def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -34,6 +35,16 @@ def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
             if path.exists():
                 out.append({"model": str(model), "path": str(path), "sha256": sha256_file(path), "size": path.stat().st_size})
     return out
+
+
+def find_wheelhouse_manifest(wheel_dirs: Sequence[Path] = (), *, kaggle_root: Path = DEFAULT_ROOT,
+                             environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The offlinepack.json of the wheelhouse bootstrap.py would install from (its own search), or None;
+    also None when bootstrap.py itself is missing: a fact never fails the run it records."""
+    try:
+        return kernel.find_wheelhouse_manifest(wheel_dirs, kaggle_root=kaggle_root, environ=environ)
+    except OfflinepackError:
+        return None
 
 
 def wheelhouse_fact(manifest: Path | None) -> dict[str, Any] | None:
