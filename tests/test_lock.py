@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
+from offlinepack.kernel_target import InstalledDistribution, Target, dump_target, resolve_target
 from offlinepack.lock import LockOptions, lock_requirements
 from offlinepack.lock.inputs import read_requirements
-from offlinepack.kernel_target import InstalledDistribution, Target, dump_target, resolve_target
 from tests.conftest import FIXTURES, REPO_ROOT
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
 

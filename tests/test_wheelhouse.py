@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 
+from offlinepack._compat import tomllib
 from offlinepack.errors import OfflinepackError
+from offlinepack.kernel import find_bootstrap
 from offlinepack.kernel_target import InstalledDistribution, Target
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.dataset import PLACEHOLDER_OWNER, dataset_metadata
-from offlinepack._compat import tomllib
 from offlinepack.wheelhouse.sdist import find_uv
-from offlinepack.kernel import find_bootstrap
 from offlinepack.wheelhouse.selfwheel import offlinepack_wheel
 from tests.support.index import LocalIndex
 from tests.support.pythons import find_python
