@@ -144,7 +144,6 @@ class Checker:
         self.python = args.python
         self.work = Path(args.work or tempfile.mkdtemp(prefix="gpu-check-")).resolve()
         self.work.mkdir(parents=True, exist_ok=True)
-        self.deadline = time.perf_counter() + args.budget
         self.device = "cpu" if self.smoke else "cuda:0"
         self.prepared = Path(args.prepared).resolve() if args.prepared else None
         self.site = self.work / "site"  # bootstrap's --target in smoke (never touch the dev venv)
@@ -158,6 +157,7 @@ class Checker:
             "command": " ".join([Path(sys.executable).name, *sys.argv]), "work": str(self.work),
             "budget_seconds": args.budget, "machine": machine_facts(self.smoke),
         })
+        self.deadline = time.perf_counter() + args.budget  # from the first step (the machine facts import torch)
 
     # environment of every subprocess: the checkout's offlinepack first, then what the install step added
     def env(self, stub: bool = False, cache: bool = True) -> dict[str, str]:

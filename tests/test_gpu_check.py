@@ -78,14 +78,17 @@ def test_smoke_figures_are_real(smoke):
 
 
 def test_out_of_budget_steps_are_recorded_as_skipped(tmp_path):
-    proc, data = _gpu_check(tmp_path / "out", tmp_path / "work", "--smoke", "--budget", "6",
-                            "--steps", "snapshot,install,model,nnunetv2", timeout=60)
+    """Eight steps of torch processes cannot fit 12 s: what is left is recorded, not silently dropped."""
+    proc, data = _gpu_check(tmp_path / "out", tmp_path / "work", "--smoke", "--budget", "12", "--steps",
+                            "snapshot,install,model,nnunetv2,offlinepack,offlinepack-eager,run,offlinepack-cap15", timeout=90)
     steps = {s["name"]: s for s in data["steps"]}
     assert steps["snapshot"]["status"] == "ok"
     assert any(s["status"] in ("skipped", "failed") for s in steps.values()), steps
     for step in steps.values():
         if step["status"] == "skipped":
-            assert step["error"] == "out of the 6 s budget"
+            assert step["error"] == "out of the 12 s budget"
         elif step["status"] == "failed":
-            assert "timed out" in step["error"] or "no model folder" in step["error"], step
+            assert "timed out after" in step["error"] or "no model folder" in step["error"], step
+    assert [s["name"] for s in data["steps"]] == ["snapshot", "install", "model", "nnunetv2", "offlinepack",
+                                                  "offlinepack-eager", "run", "offlinepack-cap15"]
     assert proc.returncode == 1
