@@ -150,6 +150,7 @@ class Checker:
         self.extras = self.work / "extras-site"
         self.stub = self.work / "stub"
         self.inductor_cache = self.work / "inductor-cache"  # shared: one cold compile, later processes warm
+        self.bootstrap_path: str | None = None  # where bootstrap installed when site-packages was read-only
         (self.stub / "SimpleITK").mkdir(parents=True, exist_ok=True)
         (self.stub / "SimpleITK" / "__init__.py").write_text(STUB_SIMPLEITK)
         self.report = Report(Path(args.out).resolve(), {
@@ -166,6 +167,8 @@ class Checker:
         for extra in (self.site, self.extras):
             if extra.is_dir():
                 paths.append(str(extra))
+        if self.bootstrap_path and self.bootstrap_path not in paths:
+            paths.append(self.bootstrap_path)
         if stub:
             paths.append(str(self.stub))
         env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -207,6 +210,9 @@ class Checker:
                 step["figures"] = action() or {}
             except StepFailed as failed:
                 step.update(status="failed", error=str(failed), figures=failed.figures)
+                log = self.work / "logs" / f"{name}.log"
+                if log.is_file():  # the device returns only --out: keep the end of what the step printed
+                    step["log_tail"] = log.read_text(errors="replace")[-3000:]
             except Exception as error:  # noqa: BLE001 - a broken step is a finding; the next one runs
                 step.update(status="failed", error=f"{type(error).__name__}: {error}",
                             traceback=traceback.format_exc(limit=4)[-2000:])
@@ -245,7 +251,9 @@ class Checker:
             figures["installed"] = [f"{p['name']} {p.get('version') or ''}".strip() for p in packages if p.get("status") == "installed"]
             figures["decisions"] = {p["name"]: p.get("status") for p in packages}
             install = report.get("install") or {}
+            self.bootstrap_path = install.get("pythonpath") or None
             figures["installer"] = install.get("installer")
+            figures["install_target"] = install.get("target")
             figures["install_seconds"] = install.get("seconds")
         except (json.JSONDecodeError, TypeError, KeyError):
             figures["stdout_tail"] = proc.stdout[-500:]

@@ -203,3 +203,16 @@ def test_run_ledger_records_a_compile_fall_back_and_the_cache_folder(unet, compe
     assert info["enabled"] is False and "BackendCompilerFailed" in info["fallback"]
     assert info["cache_dir"] == str(seen["cache"]) and seen["cache"].is_dir()
     assert os.environ[compiling.CACHE_ENV] == str(seen["cache"])
+
+
+@pytest.mark.gpu
+def test_default_compiles_on_cuda_and_matches_eager(unet, tmp_path):
+    """On a CUDA machine the default engine is compiled (warm-up at build, seconds reported, cache in the
+    given folder) and gives the eager engine's probabilities within fp16 tolerance."""
+    volume = np.random.default_rng(6).integers(0, 256, (20, 17, 19), dtype=np.uint8)
+    eager = build_engine([unet], settings=InferenceSettings(device="cuda:0", compile=False)).predict(volume)
+    engine = build_engine([unet], settings=InferenceSettings(device="cuda:0"), compile_cache=tmp_path / "cache")
+    info = engine.describe()["compile"]
+    assert info["enabled"] is True and info["fallback"] is None and info["seconds"] > 0, info
+    np.testing.assert_allclose(engine.predict(volume).astype(np.float32), eager.astype(np.float32), atol=5e-3)
+    assert engine.describe()["compile"]["fallback"] is None
