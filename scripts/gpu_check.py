@@ -33,6 +33,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -186,19 +187,27 @@ class Checker:
         nominal = SMOKE_TIMEOUT if self.smoke else TIMEOUTS[name]
         return max(1.0, min(nominal, self.remaining()))
 
-    def sub(self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def sub(self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+            log_name: str | None = None) -> subprocess.CompletedProcess:
+        """Run one command in its own process group; on timeout the whole group (inductor's compile
+        workers included) is killed and the step fails with what it printed so far."""
         timeout = self.timeout(name)
-        log = self.work / "logs" / f"{name}.log"
+        log = self.work / "logs" / f"{log_name or name}.log"
         log.parent.mkdir(exist_ok=True)
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or self.env(),
+                                 cwd=str(cwd or self.work), start_new_session=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or self.env(),
-                                  cwd=str(cwd or self.work))
-        except subprocess.TimeoutExpired as expired:
-            out = (expired.stdout or b"").decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-            log.write_text(out)
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            out, err = child.communicate()
+            log.write_text(f"$ {' '.join(cmd)}\n# killed after {timeout:.0f} s\n--- stdout\n{out}\n--- stderr\n{err}")
             raise StepFailed(f"timed out after {timeout:.0f} s: {' '.join(cmd[:6])}") from None
-        log.write_text(f"$ {' '.join(cmd)}\n# exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-        return proc
+        log.write_text(f"$ {' '.join(cmd)}\n# exit {child.returncode}\n--- stdout\n{out}\n--- stderr\n{err}")
+        return subprocess.CompletedProcess(cmd, child.returncode, out, err)
 
     def run_step(self, name: str, action: Callable[[], dict[str, Any]]) -> None:
         start = time.perf_counter()
@@ -261,7 +270,8 @@ class Checker:
         if extras:
             start = time.perf_counter()
             pip = self.sub("install", [self.python, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-                                       "--no-compile", "--disable-pip-version-check", "--target", str(self.extras), *extras])
+                                       "--no-compile", "--disable-pip-version-check", "--target", str(self.extras), *extras],
+                           log_name="install-extras")
             figures["extras_seconds"] = round(time.perf_counter() - start, 2)
             figures["extras"] = [Path(w).name.split("-")[0] for w in extras]
             if pip.returncode != 0:

@@ -92,3 +92,28 @@ def test_out_of_budget_steps_are_recorded_as_skipped(tmp_path):
     assert [s["name"] for s in data["steps"]] == ["snapshot", "install", "model", "nnunetv2", "offlinepack",
                                                   "offlinepack-eager", "run", "offlinepack-cap15"]
     assert proc.returncode == 1
+
+
+def test_a_kill_mid_run_keeps_the_figures_of_the_finished_steps(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--work", str(tmp_path / "work"),
+                              "--steps", "snapshot,install,model,nnunetv2"], cwd=str(REPO_ROOT), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            report = out / "gpu-check.json"
+            if report.is_file() and len(json.loads(report.read_text())["steps"]) >= 2:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the script and the step it was running
+        child.wait()
+    data = json.loads((out / "gpu-check.json").read_text())
+    assert [s["name"] for s in data["steps"]][:2] == ["snapshot", "install"]
+    assert all(s["status"] == "ok" and s["figures"] for s in data["steps"][:2])
+    assert "install" in (out / "gpu-check.txt").read_text()
