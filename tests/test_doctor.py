@@ -192,3 +192,22 @@ def test_cli_output_check_defaults_to_where_run_writes(tmp_path, monkeypatch):
     inside = CliRunner().invoke(app, ["doctor", "--json"], env={"OFFLINEPACK_KAGGLE_ROOT": str(kernel)})
     checks = {c["name"]: c for c in json.loads(inside.stdout)["checks"]}
     assert checks["output folder"]["detail"].startswith(f"{kernel / 'working'} writable"), checks["output folder"]
+
+
+def test_require_gpu_fails_without_a_usable_cuda_device(tmp_path):
+    """--require-gpu: no CUDA, or CUDA that cannot run a kernel, is a failure (exit 2); without it, a warning."""
+    from dataclasses import replace
+
+    cpu_build = TorchFacts(True, None, "2.13.0+cpu")
+    assert {c.name: c.status for c in gpu_checks(cpu_build, require_gpu=True)}["cuda"] == "fail"
+    assert {c.name: c.status for c in gpu_checks(cpu_build, require_gpu=False)}["cuda"] == "warn"
+    broken = replace(GPU_KERNEL, cuda_error="RuntimeError: CUDA error: no kernel image is available for execution")
+    cuda = {c.name: c for c in gpu_checks(broken, require_gpu=True)}["cuda"]
+    assert cuda.status == "fail" and "a small computation on GPU 0 failed: RuntimeError: CUDA error: no kernel" in cuda.detail
+    assert {c.name: c for c in gpu_checks(broken, require_gpu=False)}["cuda"].status == "warn"
+    assert {c.name: c for c in gpu_checks(GPU_KERNEL, require_gpu=True)}["cuda"].status == "ok"
+    if not __import__("torch").cuda.is_available():  # the real probe and CLI on this CPU machine
+        result = CliRunner().invoke(app, ["doctor", "--require-gpu", "--json", "--kaggle-root", str(tmp_path / "none"),
+                                          "--output-dir", str(tmp_path)])
+        checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+        assert result.exit_code == 2 and checks["cuda"]["status"] == "fail"

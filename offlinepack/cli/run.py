@@ -119,6 +119,7 @@ def run(
     step_size: Annotated[Optional[float], typer.Option("--step-size", help="Sliding-window step as a fraction of the patch [0.5].")] = None,
     mirror_axes: Annotated[Optional[str], typer.Option("--mirror-axes", help="Test-time mirroring axes, e.g. 0,1,2, or 'none'.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Patches per forward pass [auto].")] = None,
+    compile_networks: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default: on CUDA when torch supports it, off on CPU; a failure falls back to eager).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute masks already in the work folder.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
@@ -134,7 +135,7 @@ def run(
     post = {k: v for k, v in {"threshold": threshold, "hysteresis_low": hysteresis_low,
                               "min_component_voxels": min_component_voxels, "fill_holes": fill_holes}.items() if v is not None}
     inference = {k: v for k, v in {"device": device, "precision": precision, "step_size": step_size,
-                                   "batch_size": batch_size}.items() if v is not None}
+                                   "batch_size": batch_size, "compile": compile_networks}.items() if v is not None}
     if mirror_axes is not None:
         inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else _split([mirror_axes], int, "--mirror-axes")
     merged = apply_overrides(

@@ -29,6 +29,7 @@ class TorchFacts:
     gpus: tuple[GpuFacts, ...] = ()
     arch_list: tuple[str, ...] = ()  # "sm_75", ...
     cudnn_version: int | None = None  # torch.backends.cudnn.version(), 91002 for 9.10.2
+    cuda_error: str | None = None  # CUDA visible but a tiny computation on GPU 0 failed (driver, arch, busy GPU)
 
 
 def probe_torch() -> TorchFacts:
@@ -50,11 +51,18 @@ def probe_torch() -> TorchFacts:
             props = torch.cuda.get_device_properties(i)
             gpus.append(GpuFacts(i, props.name, int(props.total_memory), (props.major, props.minor)))
         arch = tuple(torch.cuda.get_arch_list())
+    cuda_error = None
+    if available:
+        try:  # "available" only means a driver answered: run one small kernel to know the GPU is usable
+            float((torch.ones(256, device="cuda:0") * 2).sum().item())
+        except Exception as error:  # noqa: BLE001 - e.g. "no kernel image is available for execution"
+            cuda_error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
     try:
         cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     except Exception:  # noqa: BLE001
         cudnn = None
-    return TorchFacts(True, None, str(torch.__version__), torch.version.cuda, available, driver, tuple(gpus), arch, cudnn)
+    return TorchFacts(True, None, str(torch.__version__), torch.version.cuda, available, driver, tuple(gpus), arch, cudnn,
+                      cuda_error)
 
 
 def cudnn_triplet(version: int) -> tuple[int, int, int]:
@@ -102,8 +110,12 @@ def gpu_checks(facts: TorchFacts, require_gpu: bool) -> list[Check]:
         checks.append(Check("cuda", status, "CUDA is not available: inference runs on the CPU (very slow for real models)",
                             "turn on a GPU accelerator in the notebook settings" if facts.cuda_build else
                             "this torch is a CPU build; a GPU kernel has a CUDA build"))
+    elif facts.cuda_error:
+        checks.append(Check("cuda", "fail" if require_gpu else "warn",
+                            f"{len(facts.gpus)} GPU(s) visible, but a small computation on GPU 0 failed: {facts.cuda_error}",
+                            "check `nvidia-smi` (driver, other processes); use the kernel's own torch build"))
     else:
-        checks.append(Check("cuda", "ok", f"{len(facts.gpus)} GPU(s) visible"))
+        checks.append(Check("cuda", "ok", f"{len(facts.gpus)} GPU(s) visible, a test computation ran on GPU 0"))
     supported = [int(a[3:]) for a in facts.arch_list if re.fullmatch(r"sm_\d+", a)]
     for gpu in facts.gpus:
         cc = gpu.capability[0] * 10 + gpu.capability[1]

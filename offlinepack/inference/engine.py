@@ -6,24 +6,29 @@ devices and precision, and returns an `Engine`. Volumes are spread over all visi
 copy of the networks. An ensemble's probabilities are averaged with the given weights. Batch size and
 where sums live (GPU or host) come from a probe forward pass and the free GPU memory (a per-process
 memory fraction is respected); out of memory halves the batch, then moves sums to the host, then
-fails with a clear error.
+fails with a clear error. On CUDA the networks are compiled by default (see compiling.py); a
+compile failure falls back to the eager networks, recorded in `describe()["compile"]`.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import logging
 
 import numpy as np
 import torch
 
+from offlinepack.inference.compiling import CompileStatus, compile_networks, has_triton, use_compile_cache
 from offlinepack.inference.inputs import Prefetcher, as_uint8_volume
-from offlinepack.inference.runner import OutOfMemory, RunPlan, check_finite, forward_batch, predict_model
+from offlinepack.inference.runner import OutOfMemory, RunPlan, check_finite, forward_batch, is_oom, predict_model
 from offlinepack.inference.settings import (
     InferenceError,
     InferenceSettings,
@@ -31,6 +36,7 @@ from offlinepack.inference.settings import (
     accumulator_bytes,
     cpu_batch_size,
     plan_memory,
+    resolve_compile,
     resolve_devices,
     resolve_precision,
     torch_warning,
@@ -39,7 +45,8 @@ from offlinepack.inference.tiling import mirror_combinations, tile_origins
 from offlinepack.models.base import LoadedModel
 from offlinepack.models.loader import load_model
 
-ETA_SHAPE = (320, 320, 320)  # the competition's usual volume, for the CPU warning
+ETA_SHAPE = (320, 320, 320)  # the competition's usual volume: the CPU warning, the compile warm-up's batch
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,7 +55,8 @@ class _DeviceState:
     one worker thread per device)."""
 
     device: torch.device
-    networks: list[list[torch.nn.Module]]
+    networks: list[list[torch.nn.Module]]  # what runs: compiled, or eager after a fall-back
+    eager: list[list[torch.nn.Module]]  # the probe and the fall-back use these
     per_sample_bytes: dict[int, int] = field(default_factory=dict)
     sec_per_sample: dict[int, float] = field(default_factory=dict)
     batch_used: dict[int, int] = field(default_factory=dict)
@@ -59,11 +67,12 @@ class Engine:
     """Runs an ensemble of loaded models; see the module docstring."""
 
     def __init__(self, models: Sequence[LoadedModel], weights: Sequence[float], settings: InferenceSettings,
-                 devices: Sequence[str], precision: str) -> None:
+                 devices: Sequence[str], precision: str, compile_status: CompileStatus | None = None) -> None:
         self.models = tuple(models)
         self.weights = tuple(weights)
         self.settings = settings
         self.precision = precision
+        self.compile = compile_status or CompileStatus(settings.compile, False, "off", settings.compile_backend)
         self.mirror_axes = tuple(
             tuple(a for a in settings.mirror_axes if m.mirror_axes is None or a in m.mirror_axes) for m in self.models
         )
@@ -73,13 +82,14 @@ class Engine:
             per_model = []
             for model in self.models:
                 nets = [n if index == 0 else copy.deepcopy(n) for n in model.networks]
-                nets = [_place(n, device) for n in nets]
-                if settings.compile:
-                    # one specialised graph per batch size (probe 1, planned batch, a last partial
-                    # batch) instead of a slower dynamic-shape graph
-                    nets = [torch.compile(n, dynamic=False) for n in nets]
-                per_model.append(nets)
-            self._states.append(_DeviceState(device=device, networks=per_model))
+                per_model.append([_place(n, device) for n in nets])
+            self._states.append(_DeviceState(device=device, networks=per_model, eager=per_model))
+        if self.compile.enabled:
+            try:
+                for state in self._states:
+                    state.networks = [compile_networks(nets, settings.compile_backend) for nets in state.eager]
+            except Exception as error:  # noqa: BLE001 - e.g. an unknown backend: run eager, say why
+                self._fall_back(error, "when wrapping the networks")
         if any(s.device.type == "cuda" for s in self._states):
             torch.backends.cudnn.benchmark = True  # fixed patch shapes: the autotuned kernels pay off
 
@@ -128,7 +138,7 @@ class Engine:
             "batch_size": self.settings.batch_size or "auto",
             "batch_size_used": {str(s.device): dict(s.batch_used) for s in self._states},
             "accumulation": {str(s.device): dict(s.accumulate_on) for s in self._states},
-            "compile": self.settings.compile,
+            "compile": self.compile.to_dict(),
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if cuda else None,
@@ -138,7 +148,42 @@ class Engine:
             ],
         }
 
+    def warm_up(self, shape: Sequence[int] = ETA_SHAPE) -> None:
+        """Compile now, at the batch size a volume of `shape` will use, so the cost is paid once per
+        run and reported on its own (describe()["compile"]["seconds"]); a failure falls back to eager."""
+        if not self.compile.enabled:
+            return
+        for state in self._states:
+            for index, model in enumerate(self.models):
+                transposed = tuple(int(shape[a]) for a in model.preprocessing.transpose_forward)
+                batch = self._memory_plan(state, index, transposed).batch_size
+                x = torch.zeros((batch, 1, *model.patch_size), device=state.device)
+                start = time.perf_counter()
+                try:
+                    with torch.inference_mode():
+                        forward_batch(state.networks[index], x, self.precision)
+                    if state.device.type == "cuda":
+                        torch.cuda.synchronize(state.device)
+                except Exception as error:  # noqa: BLE001 - out of memory is left to the run's ladder
+                    if is_oom(error):
+                        log.warning("compile warm-up out of memory at batch %d: compiling at the first volume", batch)
+                        if state.device.type == "cuda":
+                            torch.cuda.empty_cache()
+                        continue
+                    self._fall_back(error, f"compiling model {model.name} on {state.device}")
+                    return
+                finally:
+                    del x
+                self.compile.add_seconds(time.perf_counter() - start)
+                log.info("compiled model %s on %s at batch %d in %.1f s", model.name, state.device, batch,
+                         time.perf_counter() - start)
+
     # --- internals ----------------------------------------------------------------------------
+    def _fall_back(self, error: BaseException, where: str) -> None:
+        self.compile.fail(error, where)
+        for state in self._states:
+            state.networks = state.eager
+
     def _spread(self, prefetch: Prefetcher) -> Iterator[tuple[str, np.ndarray]]:
         source = iter(prefetch)
         source_lock = threading.Lock()
@@ -197,10 +242,13 @@ class Engine:
     def _run_model(self, state: _DeviceState, index: int, volume: torch.Tensor, volume_id: str) -> torch.Tensor:
         model = self.models[index]
         memory = self._memory_plan(state, index, tuple(volume.shape))
-        plan = RunPlan(memory.batch_size, memory.accumulate_on, self.precision, self.mirror_axes[index], self.settings.step_size)
+        plan = RunPlan(memory.batch_size, memory.accumulate_on, self.precision, self.mirror_axes[index], self.settings.step_size,
+                       pad_batch=self.compile.enabled)
         while True:
             try:
                 probability, batch = predict_model(model, state.networks[index], volume, plan)
+            except InferenceError:
+                raise
             except OutOfMemory:
                 if plan.accumulate_on == "host":
                     raise InferenceError(
@@ -209,7 +257,13 @@ class Engine:
                         hint="free GPU memory (other processes?), use a model with a smaller patch, or --device cpu",
                     ) from None
                 warnings.warn(f"volume {volume_id}: out of GPU memory on {state.device}: keeping sums in host memory (slower)", stacklevel=2)
-                plan = RunPlan(1, "host", plan.precision, plan.mirror_axes, plan.step_size)
+                plan = RunPlan(1, "host", plan.precision, plan.mirror_axes, plan.step_size, plan.pad_batch)
+                continue
+            except Exception as error:  # noqa: BLE001 - a compiled graph that fails (e.g. recompiling) -> eager
+                if not self.compile.enabled or state.networks[index] is state.eager[index]:
+                    raise
+                self._fall_back(error, f"on volume {volume_id}")
+                plan = replace(plan, pad_batch=False)
                 continue
             state.batch_used[index] = batch
             state.accumulate_on[index] = plan.accumulate_on
@@ -238,12 +292,12 @@ class Engine:
                 torch.cuda.synchronize(state.device)
                 torch.cuda.reset_peak_memory_stats(state.device)
                 base = torch.cuda.memory_allocated(state.device)
-            forward_batch(state.networks[index], x, self.precision)  # warm-up (and cuDNN autotuning)
+            forward_batch(state.eager[index], x, self.precision)  # warm-up (and cuDNN autotuning)
             if state.device.type == "cuda":
                 torch.cuda.synchronize(state.device)
                 state.per_sample_bytes[index] = torch.cuda.max_memory_allocated(state.device) - base
             start = time.perf_counter()
-            forward_batch(state.networks[index], x, self.precision)
+            forward_batch(state.eager[index], x, self.precision)
             if state.device.type == "cuda":
                 torch.cuda.synchronize(state.device)
             state.sec_per_sample[index] = time.perf_counter() - start
@@ -276,9 +330,12 @@ def build_engine(
     folds: Sequence[int] | None = None,
     settings: InferenceSettings = InferenceSettings(),
     cuda_count: int | None = None,
+    compile_cache: Path | None = None,
 ) -> Engine:
     """Load models and prepare devices. `folds` applies to nnU-Net folders; `weights` (one per model,
-    >= 0, not all 0) weight the ensemble's probability average. `cuda_count` defaults to the visible GPUs."""
+    >= 0, not all 0) weight the ensemble's probability average. `cuda_count` defaults to the visible GPUs.
+    When the networks are compiled (see compiling.py), inductor's caches go to `compile_cache` and the
+    compilation happens here, before the first volume."""
     if not model_paths:
         raise InferenceError("no model given", hint="pass at least one model path")
     if weights is not None:
@@ -309,7 +366,14 @@ def build_engine(
                 f"TTA uses those of {list(settings.mirror_axes)} only",
                 stacklevel=2,
             )
-    engine = Engine(models, weights, settings, devices, precision)
+    enabled, why = resolve_compile(settings.compile, first.type, torch.__version__, sys.version_info[:2],
+                                   has_triton() if first.type == "cuda" else True)
+    if settings.compile is True and not enabled:
+        warnings.warn(f"torch.compile requested but {why.removeprefix('off: ')}", stacklevel=2)
+    status = CompileStatus(settings.compile, enabled, why, settings.compile_backend,
+                           cache_dir=use_compile_cache(compile_cache) if enabled else None)
+    engine = Engine(models, weights, settings, devices, precision, status)
+    engine.warm_up(ETA_SHAPE)
     if first.type == "cpu":
         eta = engine.estimate_seconds(ETA_SHAPE)
         eta_text = f"about {eta:.0f} s per {'x'.join(map(str, ETA_SHAPE))} volume" if eta is not None else "time unknown"

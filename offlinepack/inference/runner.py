@@ -28,13 +28,15 @@ _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 @dataclass(frozen=True)
 class RunPlan:
-    """Per-call choices: batch size, where sums live, precision, TTA flips (network axes)."""
+    """Per-call choices: batch size, where sums live, precision, TTA flips (network axes), and whether
+    a last, partial batch is padded to full size (compiled networks: one graph, no recompilation)."""
 
     batch_size: int
     accumulate_on: str  # "device" | "host"
     precision: str  # "fp16" | "bf16" | "fp32"
     mirror_axes: tuple[int, ...]
     step_size: float
+    pad_batch: bool = False
 
 
 class OutOfMemory(Exception):
@@ -93,7 +95,9 @@ def sliding_window_logits(
         chunk = items[start : start + batch]
         try:
             x = torch.stack([_flip(data[(slice(None), *_slices(o, patch))], f) for o, f in chunk])
-            out = forward_batch(networks, x, plan.precision)
+            if plan.pad_batch and len(chunk) < batch:
+                x = torch.cat([x, x.new_zeros((batch - len(chunk), *x.shape[1:]))])
+            out = forward_batch(networks, x, plan.precision)[: len(chunk)]
         except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
             if not is_oom(exc):
                 raise

@@ -30,7 +30,8 @@ run.toml (every key optional; relative paths are relative to the run.toml's fold
     batch_size = 4                  # default: automatic from free memory
     precision = "auto"              # "auto" | "fp16" | "bf16" | "fp32"
     device = "auto"                 # "auto" | "cpu" | "cuda" | "cuda:N"
-    compile = false                 # torch.compile the network
+    compile = true                  # torch.compile the networks (default: on CUDA when torch supports it,
+                                    # off on CPU; a failure falls back to eager); false = --no-compile
 
 A key not listed here is an error naming it.
 """

@@ -116,11 +116,11 @@ def readiness(plan: RunPlan, kaggle_root: Path, force: bool) -> dict[str, Any]:
     return summary
 
 
-def _default_engine(models: Sequence[Path], config: RunConfig) -> Any:
+def _default_engine(models: Sequence[Path], config: RunConfig, compile_cache: Path | None = None) -> Any:
     from offlinepack.inference import InferenceSettings, build_engine
 
     return build_engine(list(models), weights=config.weights, folds=config.folds,
-                        settings=InferenceSettings(**config.inference))
+                        settings=InferenceSettings(**config.inference), compile_cache=compile_cache)
 
 
 class _Run:
@@ -260,7 +260,7 @@ def run_pipeline(
     kaggle_root: Path = Path("/kaggle"),
     cwd: Path | None = None,
     temp_root: Path | None = None,
-    engine_factory: Callable[[Sequence[Path], RunConfig], Any] = _default_engine,
+    engine_factory: Callable[[Sequence[Path], RunConfig], Any] | None = None,
     check_ready: bool = True,
 ) -> RunReport:
     """Run everything and return what happened; raises OfflinepackError before any volume when it cannot start."""
@@ -281,7 +281,9 @@ def run_pipeline(
     report_progress(RunProgress("ready", message=f"{len(inputs.volumes)} volume(s) from {inputs.root} ({inputs.source})"))
     models = model_files(plan.models)
     key = run_key([m["sha256"] for m in models], {"weights": config.weights, "folds": config.folds,
-                                                  "post": config.post.to_dict(), "inference": config.inference})
+                                                  "post": config.post.to_dict(),
+                                                  # compiled or eager: the same masks, so no recompute
+                                                  "inference": {k: v for k, v in config.inference.items() if k != "compile"}})
     run = _Run(plan, key, report_progress, len(inputs.volumes) + len(inputs.missing_ids))
     for ident in inputs.missing_ids:
         run.fail(ident, "listed in test.csv but no volume file exists in test_images/")
@@ -306,10 +308,16 @@ def run_pipeline(
     try:
         if todo:
             start = time.perf_counter()
-            engine = engine_factory(plan.models, config)
+            if engine_factory is None:  # compiled kernels cached in the work folder: a resumed run reuses them
+                engine = _default_engine(plan.models, config, compile_cache=plan.work_dir / ".compile-cache")
+            else:
+                engine = engine_factory(plan.models, config)
             engine_info = engine.describe()
             seconds["engine_setup"] = round(time.perf_counter() - start, 3)
+            if (engine_info.get("compile") or {}).get("seconds") is not None:
+                seconds["compile"] = engine_info["compile"]["seconds"]  # part of engine_setup, paid once
             _process(run, todo, engine)
+            engine_info = engine.describe()  # a compile fall-back during the volumes is recorded too
         if not run.failures:
             report_progress(RunProgress("zip", run.total, run.total, message=str(plan.output)))
             start = time.perf_counter()
