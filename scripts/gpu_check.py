@@ -7,7 +7,7 @@
 
 Steps (each timed, each in its own subprocess with its own timeout, each allowed to fail without
 stopping the rest; a whole-run budget skips what no longer fits):
-  snapshot        `bootstrap.py snapshot` of this Python, diffed against tests/data/gpu-kernel
+  snapshot        `bootstrap.py snapshot` of this Python, diffed against tests/data/fixtures/gpu-kernel
   install         bootstrap.py from the prepared wheelhouse (offline), plus the comparison's no-deps extras
   doctor          `offlinepack doctor --require-gpu`
   model           the m7-sized random-weight nnU-Net folder (ResEnc-L, 32..320, blocks 1,3,4,6,6,6,
@@ -48,7 +48,7 @@ for path in (str(REPO), str(SCRIPTS)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-FIXTURE = REPO / "tests" / "data" / "gpu-kernel"
+FIXTURE = REPO / "tests" / "data" / "fixtures" / "gpu-kernel"
 GiB = 1 << 30
 STUB_SIMPLEITK = '''"""Stand-in for SimpleITK (gpu_check.py): nnU-Net imports it for file I/O only, which the
 comparison does not use (arrays go in and out directly)."""

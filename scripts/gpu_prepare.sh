@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares gpu-prepared/ (git-ignored, < 50 MiB) on this online CPU machine for scripts/gpu_check.py on
-# the offline GPU machine, whose Python is captured in tests/data/gpu-kernel (CPython 3.12, CUDA torch):
+# the offline GPU machine, whose Python is captured in tests/data/fixtures/gpu-kernel (CPython 3.12, CUDA torch):
 #
 #   gpu-prepared/wheelhouse/  `offlinepack lock` + `offlinepack build` of scripts/gpu_requirements.in for
 #                             that target: what bootstrap.py installs there (dynamic-network-architectures,
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${1:-gpu-prepared}
-TARGET=tests/data/gpu-kernel
+TARGET=tests/data/fixtures/gpu-kernel
 PY=.venv/bin/python
 [ -x "$PY" ] || { echo "error: no .venv; run: bash scripts/setup-dev.sh" >&2; exit 2; }
 
