@@ -182,7 +182,7 @@ def validate_pylock(text: str, source: str = "pylock.toml") -> Pylock:
 
 def write_atomically(text: str, path: Path) -> None:
     """A good existing lock is never half-replaced."""
-    write_text_atomically(path, text)
+    write_text_atomically(path, text, hint="pass -o with a file in a folder you can write to (the old lock is kept)")
 
 
 def target_environment_marker(markers: Mapping[str, str]) -> str:
