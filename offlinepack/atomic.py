@@ -47,10 +47,8 @@ def resolve_output(path: Path | str, hint: str = DEFAULT_HINT) -> Path:
     real = Path(os.path.realpath(path))
     try:
         info = os.stat(real)
-    except FileNotFoundError:
+    except OSError:  # not there (or not reachable): the write itself says why, with the caller's message
         return real
-    except OSError as error:
-        raise OfflinepackError(f"cannot write {path}: {why(error)}", hint=hint) from None
     for test, kind in _KINDS:
         if test(info.st_mode):
             shown = path if real == path.absolute() else f"{path} (-> {real})"

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
 
 LEDGER_NAME = "offlinepack-runs.jsonl"
@@ -85,6 +86,7 @@ def append_record(path: Path, record: dict[str, Any]) -> Path:
     """
     path = Path(path)
     line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":")) + "\n"
+    path = resolve_output(path, hint=_LEDGER_HINT)  # appended through a link; never a device or FIFO
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+b") as handle:
@@ -99,13 +101,14 @@ def append_record(path: Path, record: dict[str, Any]) -> Path:
     except OSError as error:
         raise OfflinepackError(
             f"cannot append to the run ledger {path}: {_why(error)}",
-            hint="pass --ledger with a writable file (the ledger was not changed"
-                 + (", free some disk space)" if error.errno in _FULL else ")"),
+            hint=_LEDGER_HINT + (" (the ledger was not changed; free some disk space)" if error.errno in _FULL
+                                 else " (the ledger was not changed)"),
         ) from error
     return path
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_LEDGER_HINT = "pass --ledger with a regular file in a folder you can write to"
 
 
 def _why(error: OSError) -> str:
@@ -138,6 +141,7 @@ def read_ledger(path: Path) -> Ledger:
     path = Path(path)
     if not path.exists():
         return Ledger(path, ())
+    resolve_output(path, hint="pass --ledger with the offlinepack-runs.jsonl file")  # a FIFO would block forever
     runs: dict[str, dict[str, Any]] = {}
     notes: dict[str, list[dict[str, Any]]] = {}
     skipped: list[int] = []

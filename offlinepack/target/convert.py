@@ -20,6 +20,10 @@ from offlinepack.target.model import MARKER_KEYS, InstalledDistribution, Target
 ENV_FILE = "env.json"
 INSPECT_FILE = "pip-inspect.json"
 
+# a damaged or cut-short target file: the way to a good one
+_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` (or `offlinepack snapshot -o FILE`), "
+           "or pass a built-in --target (see `offlinepack targets`)")
+
 
 def is_inspect_folder(path: Path) -> bool:
     return path.is_dir() and (path / ENV_FILE).is_file() and (path / INSPECT_FILE).is_file()
@@ -29,11 +33,12 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise OfflinepackError(f"cannot read {path}: {error.strerror}") from None
+        raise OfflinepackError(f"cannot read {path}: {error.strerror}", hint=_RESNAP) from None
     except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error)) from None
+        raise OfflinepackError(not_utf8(path, error), hint=_RESNAP) from None
     except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+                               hint=_RESNAP) from None
 
 
 def installed_from_inspect(data: Any, source: str, problems: list[str]) -> tuple[InstalledDistribution, ...]:
@@ -65,7 +70,7 @@ def target_from_inspect_folder(folder: Path, name: str | None = None) -> Target:
     inspect = _read_json(folder / INSPECT_FILE)
     problems: list[str] = []
     if not isinstance(env, Mapping):
-        raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object")
+        raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object", hint=_RESNAP)
     markers = env.get("marker_environment")
     if not isinstance(markers, Mapping):
         problems.append(f"{folder / ENV_FILE}: marker_environment: expected object")

@@ -46,6 +46,10 @@ MARKER_KEYS = (
     "sys_platform",
 )
 
+# a damaged or cut-short target file: the way to a good one
+_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` (or `offlinepack snapshot -o FILE`), "
+           "or pass a built-in --target (see `offlinepack targets`)")
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InstalledDistribution:
@@ -128,7 +132,7 @@ def _expect(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
 def parse_target(data: Any, source: str = "<target>") -> Target:
     """Validate a decoded target file; every problem is reported at once, each with its field path."""
     if not isinstance(data, Mapping):
-        raise OfflinepackError(f"{source}: a target file must hold a JSON object")
+        raise OfflinepackError(f"{source}: a target file must hold a JSON object", hint=_RESNAP)
     problems: list[str] = []
     if data.get("format") != FORMAT:
         # not a target file at all: its fields would each be "missing" (hundreds of lines for a pip inspect)
@@ -206,13 +210,14 @@ def load_target_file(path: Path) -> Target:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
-        raise OfflinepackError(f"cannot read target file {path}: {error.strerror}") from None
+        raise OfflinepackError(f"cannot read target file {path}: {error.strerror}", hint=_RESNAP) from None
     except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error)) from None
+        raise OfflinepackError(not_utf8(path, error), hint=_RESNAP) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+                               hint=_RESNAP) from None
     return parse_target(data, source=str(path))
 
 
