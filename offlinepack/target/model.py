@@ -150,6 +150,11 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
     markers = _expect(data, "markers", Mapping, "", problems)
     tags = _expect(data, "tags", list, "", problems)
     installed_raw = data.get("installed", [])
+    if not isinstance(data.get("approximate", False), bool):
+        problems.append(f"approximate: expected true or false, got {_json_kind(type(data['approximate']))}")
+    for key in ("libc", "libc_version"):
+        if platform and platform.get(key) is not None and not isinstance(platform[key], str):
+            problems.append(f"platform.{key}: expected string, got {_json_kind(type(platform[key]))}")
     implementation = _expect(interpreter, "implementation", str, "interpreter.", problems) if interpreter else None
     version = _expect(interpreter, "version", str, "interpreter.", problems) if interpreter else None
     system = _expect(platform, "system", str, "platform.", problems) if platform else None
