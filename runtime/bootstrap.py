@@ -1103,7 +1103,7 @@ def bootstrap(options, tags=None):
         "python": {"executable": sys.executable, "version": platform.python_version(), "tags": tags[:3]},
         "searched": [asdict(p) for p in probes],
         "datasets": [{"path": d.path, "origin": d.origin, "manifest": bool(d.manifest), "wheels": len(d.wheels),
-                      "error": d.error} for d in datasets],
+                      "error": d.error, "problems": d.problems or []} for d in datasets],
         "problems": [], "packages": [], "install": None, "repaired": [],
     }
     target = choose_target(options.target, options.kaggle_root) if options.install else None

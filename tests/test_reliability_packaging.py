@@ -7,6 +7,8 @@ links and refusals of special files (6), and the smaller messages of 12.
 from __future__ import annotations
 
 import json
+import stat
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -229,3 +231,114 @@ def test_killed_bootstraps_installer_does_not_outlive_it(kernel, tmp_path):
     leftovers = sorted(p.name for p in site_packages(kernel).glob(".offlinepack-staging-*"))
     assert leftovers == []
     assert venv_python(kernel, "import pkg0, pkg29").returncode == 0
+
+
+# ------------------------------------------------------------------------------------------- 6 and 12: outputs
+
+from tests.test_faults_packaging import (  # noqa: E402
+    SANDBOX, _assert_refused, _old_wheelhouse, _run_disk_full, _writer,
+)
+
+
+def test_bootstrap_snapshot_writes_through_a_link_with_the_usual_mode_and_refuses_a_fifo(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("{}")
+    real.chmod(0o644)
+    link = tmp_path / "kernel.json"
+    link.symlink_to(real)
+    proc = subprocess.run([sys.executable, str(BOOTSTRAP), "snapshot", "-o", str(link)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and json.loads(real.read_text())["format"] == "offlinepack-target"
+    fresh = tmp_path / "new.json"
+    old_mask = os.umask(0o022)
+    try:
+        subprocess.run([sys.executable, str(BOOTSTRAP), "snapshot", "-o", str(fresh)], check=True, capture_output=True)
+    finally:
+        os.umask(old_mask)
+    assert fresh.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.run([sys.executable, str(BOOTSTRAP), "snapshot", "-o", str(fifo)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "a FIFO (named pipe), not a regular file" in proc.stderr and "hint:" in proc.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.skipif(not SANDBOX, reason="needs a private mount namespace for a small tmpfs")
+def test_a_full_output_disk_names_the_output_not_the_cache_file(tmp_path, local_index):
+    writer = _writer("build", tmp_path, local_index)
+    place = tmp_path / "place"
+    out = place / "wheels"
+    _old_wheelhouse(out)
+    code, stderr, _ = _run_disk_full(writer, place, out)
+    _assert_refused(code, stderr)
+    assert f"writing the wheelhouse into {place} failed: disk full (while writing" in stderr
+    assert str(tmp_path / "cache") not in stderr
+    assert "hint: free space where -o points" in stderr
+
+
+@pytest.mark.skipif(not SANDBOX, reason="needs a private mount namespace for a small tmpfs")
+def test_a_full_cache_disk_is_not_called_a_network_problem(tmp_path, local_index):
+    writer = _writer("build", tmp_path, local_index)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    argv = " ".join(f"'{a}'" for a in [sys.executable, "-m", "offlinepack", *writer.argv]).replace(
+        "'{out}'", f"'{tmp_path / 'out'}'")
+    script = (f"mount -t tmpfs -o size=8k tmpfs {cache} && (head -c 65536 /dev/zero > {cache}/filler; true) && "
+              f"exec {argv}")
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    _assert_refused(proc.returncode, proc.stderr)
+    assert f"in the cache {cache}: disk full" in proc.stderr
+    assert "check the network" not in proc.stderr and "--cache-dir" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_url_requirement_is_named_not_the_index(tmp_path, local_index):
+    from tests.test_wheelhouse import make_target
+    from offlinepack.target import dump_target
+
+    target = tmp_path / "target.json"
+    dump_target(make_target(), target)
+    url = f"http://127.0.0.1:{_closed_port()}/files/beta-1.0-py3-none-any.whl"
+    (tmp_path / "requirements.in").write_text(f"beta @ {url}\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "requirements.in"), "--target", str(target),
+                                 "-o", str(tmp_path / "pylock.toml"), "--index-url", local_index.url,
+                                 "--cache-dir", str(tmp_path / "uv-cache")], env={"UV_HTTP_RETRIES": "0"})
+    assert result.exit_code == 2, result.output
+    assert f"error: cannot download {url} (" in result.stderr
+    assert "default package index" not in result.stderr and "hint: check that URL" in result.stderr
+
+
+def test_conflicting_pins_error_has_a_hint(tmp_path, local_index):
+    from tests.test_wheelhouse import make_target
+    from offlinepack.target import dump_target
+
+    make_wheel(local_index.root, "alpha", "1.0")
+    make_wheel(local_index.root, "alpha", "2.0")
+    target = tmp_path / "target.json"
+    dump_target(make_target(), target)
+    (tmp_path / "requirements.in").write_text("alpha==1.0\nalpha==2.0\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "requirements.in"), "--target", str(target),
+                                 "-o", str(tmp_path / "pylock.toml"), "--index-url", local_index.url,
+                                 "--cache-dir", str(tmp_path / "uv-cache")])
+    assert result.exit_code == 2, result.output
+    assert "error: cannot lock" in result.stderr
+    hint = [line for line in result.stderr.splitlines() if line.startswith("hint: ")]
+    assert hint and "pin" in hint[0], result.stderr
+
+
+def test_more_than_one_license_is_refused(tmp_path, local_index):
+    writer = _writer("build", tmp_path, local_index)
+    argv = [a if a != "{out}" else str(tmp_path / "out") for a in writer.argv] + ["--license", "GPL-2.0 MIT"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "dataset license 'GPL-2.0 MIT' is not one license name" in result.stderr and "hint:" in result.stderr
+    assert not (tmp_path / "out").exists()
