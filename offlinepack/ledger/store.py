@@ -224,7 +224,8 @@ def add_note(
 ) -> dict[str, Any]:
     """Append a note record to the run `run_ref` (id or unique prefix); returns the record written."""
     if public_lb is None and private_lb is None and not text:
-        raise OfflinepackError("a note needs --public-lb, --private-lb or --text")
+        raise OfflinepackError("a note needs --public-lb, --private-lb or --text",
+                               hint="e.g. `offlinepack runs note RUN --public-lb 0.581 --text \"fold 0\"`")
     run = find_run(read_ledger(path), run_ref)
     record = {
         "type": "note",
