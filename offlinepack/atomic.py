@@ -23,8 +23,8 @@ from offlinepack.errors import OfflinepackError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DEFAULT_HINT = "pick a folder you can write to with -o/--output"
-_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
 def _umask() -> int:
@@ -56,6 +56,13 @@ def resolve_output(path: Path | str, hint: str = DEFAULT_HINT) -> Path:
             raise OfflinepackError(f"cannot write {shown}: it is {kind}, not a regular file; nothing was written",
                                    hint=f"{fix}; {hint}")
     return real
+
+
+def output_folder(path: Path | str) -> Path:
+    """Where a folder output (a wheelhouse, a checkpoint) goes: a symlink is written through (its target is
+    replaced, the link stays), as for files."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 @contextmanager

@@ -634,7 +634,8 @@ def decide(datasets, installed, tags):
 
 # ---------------------------------------------------------------------------------------- offlinepack's own needs
 
-_MARKER_TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"[^"]*")|(?P<op>===|==|!=|<=|>=|~=|<|>|\(|\)|not\s+in\b|in\b|and\b|or\b)"""
+_MARKER_TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"[^"]*")"""
+                           r"""|(?P<op>===|==|!=|<=|>=|~=|<|>|\(|\)|not\s+in\b|in\b|and\b|or\b)"""
                            r"""|(?P<var>[A-Za-z_][A-Za-z0-9_.]*))""")
 _VERSION_VARS = ("python_version", "python_full_version", "implementation_version", "platform_release")
 
@@ -883,6 +884,10 @@ def find_uv(datasets):
     if found:
         return found
     for ds in datasets:
+        if ds.error:
+            continue  # a damaged manifest: nothing of this folder is used, not even its uv
+        listed = {os.path.basename(f.get("path", "")): f.get("sha256") for p in (ds.manifest or {}).get("packages", [])
+                  for f in p.get("files", [])}
         binary = os.path.join(ds.path, "uv")
         if os.path.isfile(binary) and os.access(binary, os.X_OK):
             return binary
@@ -890,6 +895,8 @@ def find_uv(datasets):
             parsed = parse_wheel_filename(wheel)
             if not parsed or parsed[0] != "uv" or not parsed[2] & set(sys_tags()):
                 continue
+            if listed.get(wheel) and sha256_file(os.path.join(ds.path, wheel)) != listed[wheel].lower():
+                continue  # the manifest's uv, but not the bytes it names
             dest = os.path.join(tempfile.gettempdir(), "offlinepack-uv-%s" % parsed[1])
             exe = os.path.join(dest, "uv")
             if not os.path.exists(exe):
@@ -1175,7 +1182,8 @@ def bootstrap(options, tags=None):
                 "%s needs %s (Requires-Dist: %s), but neither the kernel nor the wheelhouse has it: "
                 "`python -m offlinepack` would fail to import" % (needed_by, name, requirement),
                 fix="rebuild the wheelhouse from a snapshot of this kernel (`python bootstrap.py snapshot -o "
-                    "kernel.json`, then `offlinepack build LOCK --target kernel.json`): build ships what the kernel lacks"))
+                    "kernel.json`, then `offlinepack build LOCK --target kernel.json`): build ships what the "
+                    "kernel lacks"))
     report["packages"] = [asdict(d) for d in decisions]
     report["exit_code"] = severity_code(decisions, bool(report["problems"]))
     report["status"] = {OK: "ready", DEGRADED: "ready with degradations", FAILED: "not ready"}[report["exit_code"]]

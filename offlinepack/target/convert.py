@@ -21,7 +21,8 @@ ENV_FILE = "env.json"
 INSPECT_FILE = "pip-inspect.json"
 
 # a damaged or cut-short target file: the way to a good one
-_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` (or `offlinepack snapshot -o FILE`), "
+_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` "
+           "(or `offlinepack snapshot -o FILE`), "
            "or pass a built-in --target (see `offlinepack targets`)")
 
 

@@ -47,7 +47,8 @@ MARKER_KEYS = (
 )
 
 # a damaged or cut-short target file: the way to a good one
-_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` (or `offlinepack snapshot -o FILE`), "
+_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` "
+           "(or `offlinepack snapshot -o FILE`), "
            "or pass a built-in --target (see `offlinepack targets`)")
 
 

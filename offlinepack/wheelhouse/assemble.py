@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from offlinepack import __version__
-from offlinepack.atomic import DISK_FULL, why
+from offlinepack.atomic import DISK_FULL, output_folder, why
 from offlinepack.errors import OfflinepackError
 from offlinepack.target import Target
 from offlinepack.wheelhouse.cache import Cache, default_cache_dir, place
@@ -99,13 +99,6 @@ def _is_wheelhouse_or_empty(folder: Path) -> bool:
         return json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def output_folder(path: Path) -> Path:
-    """Where the wheelhouse goes: a symlink to a folder is written through (its target is replaced, the
-    link stays), as atomic.py does for files."""
-    path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadata]:
