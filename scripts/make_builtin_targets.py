@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate the built-in targets (offlinepack/target/builtin/*.json) from public evidence.
+"""Regenerate the built-in targets (offlinepack/kernel_target/builtin/*.json) from public evidence.
 
-    python scripts/make_builtin_targets.py [--fixtures ../shared/fixtures]
+    python scripts/make_builtin_targets.py [--fixtures tests/data/fixtures]
 
 Evidence (see fixtures/colab-gpu/README.md): Kaggle's GPU image is built FROM Colab's GPU runtime
 (Ubuntu 22.04, glibc 2.35), then `pip install`s kaggle_requirements.txt on top. So a built-in is:
@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 import packaging._manylinux as manylinux
 
 REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "offlinepack" / "target" / "builtin"
+OUT = REPO / "offlinepack" / "kernel_target" / "builtin"
 GLIBC = (2, 35)  # Ubuntu 22.04 (os-info-gpu.txt)
 
 SNAPSHOT_HINT = (
@@ -137,7 +137,7 @@ def build(name: str, freeze_dir: Path, kaggle_requirements: Path, description_ex
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fixtures", type=Path, default=REPO.parent / "shared" / "fixtures")
+    parser.add_argument("--fixtures", type=Path, default=REPO / "tests" / "data" / "fixtures")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     colab = args.fixtures / "colab-gpu"

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+
+# Typer boxes usage errors at the terminal's width: a long tmp path would wrap mid-phrase and
+# break message asserts depending on where pytest puts its folders. Set before typer is imported.
+os.environ.setdefault("TERMINAL_WIDTH", "4000")
 
 import pytest
 
 from tests.support.index import LocalIndex, serve
 from tests.support.wheels import make_sdist, make_wheel
 
+# the `env` fixture (no Kaggle, private temp, cwd) of the run-side command tests
+pytest_plugins = ["tests.support.cli"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# captured kernels (copies of the project's shared fixtures, so a fresh clone runs every test)
+FIXTURES = REPO_ROOT / "tests" / "data" / "fixtures"
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.pythons import find_python
 from tests.support.wheels import make_wheel
-from tests.test_bootstrap_kit import (
+from tests.support.kernels import (
     BOOTSTRAP, by_name, clone_kernel, make_base_kernel, make_read_only, make_writable, offline_prefix, report_of,
     run_bootstrap, site_packages, venv_python, write_wheelhouse,
 )
@@ -98,14 +97,12 @@ def test_installs_exactly_the_missing_offline_and_second_run_is_a_noop(kernel, k
     assert {name: (site / f"{name}-{v}.dist-info" / "RECORD").read_bytes() for name, v in PREINSTALLED} == record_before
     assert not list(site.glob(".offlinepack-*"))
 
-    started = time.perf_counter()
+    # a second run installs nothing (its speed, < 0.5 s, is measured by scripts/bench_bootstrap.py "bootstrap no-op")
     again = run_bootstrap(kernel, house / "bootstrap.py", "--kaggle-root", str(kaggle), "--json", prefix=offline)
-    wall = time.perf_counter() - started
     second = report_of(again)
     assert again.returncode == 0
     assert second["install"] is None
     assert {p["status"] for p in second["packages"]} == {"satisfied", "provided"}
-    assert second["seconds"] < 0.5 and wall < 2.0  # wall includes interpreter start and unshare
 
 
 def test_text_report_says_where_it_looked(kernel, kaggle, tmp_path):
@@ -284,7 +281,7 @@ def test_snapshot_matches_packaging_tags(minor, tmp_path):
     proc = subprocess.run([str(python), str(BOOTSTRAP), "snapshot", "-o", str(out), "--name", "probe"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    from offlinepack.target import load_target_file
+    from offlinepack.kernel_target import load_target_file
 
     target = load_target_file(out)  # the shared model validates every field
     assert target.name == "probe" and target.python_minor == minor
@@ -329,7 +326,7 @@ def test_installs_on_the_oldest_and_newest_python(minor, tmp_path):
 
 def test_uv_carried_by_the_dataset_is_used_when_the_kernel_has_neither_uv_nor_pip(tmp_path):
     offline = offline_prefix()
-    from tests.test_bootstrap_kit import UV
+    from tests.support.kernels import UV
 
     if UV is None:
         pytest.skip("no uv binary to pack")
@@ -376,7 +373,7 @@ def test_read_only_system_site_packages_goes_to_the_user_site(tmp_path):
         {"wheel": make_wheel(tmp_path / "src", "usersite-probe", "1.0")}, {"wheel": make_wheel(tmp_path / "src", "imagecodecs", "1.0")}])
     home = tmp_path / "home"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
-    from tests.test_bootstrap_kit import UV
+    from tests.support.kernels import UV
 
     script = (f"mount --bind {purelib} {purelib} && mount -o remount,bind,ro {purelib} && "  # && : never run unprotected
               f"OFFLINEPACK_INSTALLER=uv PATH={Path(UV).parent}:$PATH {python} {house}/bootstrap.py "

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from offlinepack.target import load_target_file
+from offlinepack.kernel_target import load_target_file
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.selfwheel import offlinepack_wheel
 from tests.support.wheels import make_wheel, sha256_of
-from tests.test_bootstrap_kit import (
+from tests.support.kernels import (
     BOOTSTRAP, by_name, make_base_kernel, make_read_only, make_writable, offline_prefix, report_of, run_bootstrap,
     site_packages,
 )

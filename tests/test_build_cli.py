@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
-from offlinepack.target import dump_target
+from offlinepack.kernel_target import dump_target
 from tests.support.index import LocalIndex
 from tests.support.wheels import make_sdist, make_wheel
-from tests.test_wheelhouse import entry, file_url, make_target, write_lock
+from tests.support.locks import entry, file_url, make_target, write_lock
 
 runner = CliRunner()
 
@@ -114,8 +114,8 @@ def test_unknown_target_and_kaggle_username_default(setup: dict, monkeypatch: py
 
 def test_lock_then_build_end_to_end(tmp_path: Path, local_index: LocalIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     """`offlinepack lock` against the local index, then `offlinepack build` from that lock."""
-    lock_module = pytest.importorskip("offlinepack.lock")
-    from offlinepack.target import InstalledDistribution
+    from offlinepack import lock as lock_module
+    from offlinepack.kernel_target import InstalledDistribution
 
     root = local_index.root
     make_wheel(root, "app", "1.0", requires=["helper>=1", "numpy>=1.24"])

@@ -18,7 +18,7 @@ from offlinepack.cli.app import app
 from offlinepack.doctor import Check, DoctorOptions, GpuFacts, TorchFacts, known_bad, run_checks
 from offlinepack.doctor.gpu import cudnn_triplet, gpu_checks
 from tests.support.wheels import make_wheel
-from tests.test_bootstrap_kit import write_wheelhouse
+from tests.support.kernels import write_wheelhouse
 
 REPO = Path(__file__).resolve().parent.parent
 NUMPY = importlib.metadata.version("numpy")

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
+from offlinepack.kernel_target import InstalledDistribution, Target, dump_target, resolve_target
 from offlinepack.lock import LockOptions, lock_requirements
 from offlinepack.lock.inputs import read_requirements
-from offlinepack.target import InstalledDistribution, Target, dump_target, resolve_target
-from tests.conftest import REPO_ROOT, SHARED_FIXTURES
+from tests.conftest import FIXTURES, REPO_ROOT
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
 
 if sys.version_info >= (3, 11):
@@ -25,7 +25,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 runner = CliRunner()
-GPU_KERNEL = SHARED_FIXTURES / "gpu-kernel"
+GPU_KERNEL = FIXTURES / "gpu-kernel"
 MANYLINUX_2_35 = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["linux_x86_64"]
 
 
@@ -285,7 +285,6 @@ def test_existing_lock_untouched_on_failure(tmp_path, local_index):
     assert (tmp_path / "pylock.toml").read_text() == "good = true\n"
 
 
-@pytest.mark.skipif(not GPU_KERNEL.is_dir(), reason="shared fixtures not present")
 def test_real_kernel_capture_holds_its_timm(tmp_path, local_index):
     """The fixture image has timm 1.0.29 and torch 2.11.0: nnunet-like falls back and says why."""
     root = local_index.root

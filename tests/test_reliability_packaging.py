@@ -58,7 +58,7 @@ import time  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.support.wheels import make_wheel, sha256_of  # noqa: E402
-from tests.test_bootstrap_kit import (  # noqa: E402
+from tests.support.kernels import (  # noqa: E402
     BOOTSTRAP, by_name, clone_kernel, make_base_kernel, report_of, run_bootstrap, site_packages, venv_python,
     write_wheelhouse,
 )
@@ -235,8 +235,8 @@ def test_killed_bootstraps_installer_does_not_outlive_it(kernel, tmp_path):
 
 # ------------------------------------------------------------------------------------------- 6 and 12: outputs
 
-from tests.test_faults_packaging import (  # noqa: E402
-    SANDBOX, _assert_refused, _old_wheelhouse, _run_disk_full, _writer,
+from tests.support.faults import (  # noqa: E402
+    SANDBOX, assert_refused, old_wheelhouse, run_disk_full, writer_for,
 )
 
 
@@ -266,12 +266,12 @@ def test_bootstrap_snapshot_writes_through_a_link_with_the_usual_mode_and_refuse
 
 @pytest.mark.skipif(not SANDBOX, reason="needs a private mount namespace for a small tmpfs")
 def test_a_full_output_disk_names_the_output_not_the_cache_file(tmp_path, local_index):
-    writer = _writer("build", tmp_path, local_index)
+    writer = writer_for("build", tmp_path, local_index)
     place = tmp_path / "place"
     out = place / "wheels"
-    _old_wheelhouse(out)
-    code, stderr, _ = _run_disk_full(writer, place, out)
-    _assert_refused(code, stderr)
+    old_wheelhouse(out)
+    code, stderr, _ = run_disk_full(writer, place, out)
+    assert_refused(code, stderr)
     assert f"writing the wheelhouse into {place} failed: disk full (while writing" in stderr
     assert str(tmp_path / "cache") not in stderr
     assert "hint: free space where -o points" in stderr
@@ -279,7 +279,7 @@ def test_a_full_output_disk_names_the_output_not_the_cache_file(tmp_path, local_
 
 @pytest.mark.skipif(not SANDBOX, reason="needs a private mount namespace for a small tmpfs")
 def test_a_full_cache_disk_is_not_called_a_network_problem(tmp_path, local_index):
-    writer = _writer("build", tmp_path, local_index)
+    writer = writer_for("build", tmp_path, local_index)
     cache = tmp_path / "cache"
     cache.mkdir()
     argv = " ".join(f"'{a}'" for a in [sys.executable, "-m", "offlinepack", *writer.argv]).replace(
@@ -287,7 +287,7 @@ def test_a_full_cache_disk_is_not_called_a_network_problem(tmp_path, local_index
     script = (f"mount -t tmpfs -o size=8k tmpfs {cache} && (head -c 65536 /dev/zero > {cache}/filler; true) && "
               f"exec {argv}")
     proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120)
-    _assert_refused(proc.returncode, proc.stderr)
+    assert_refused(proc.returncode, proc.stderr)
     assert f"in the cache {cache}: disk full" in proc.stderr
     assert "check the network" not in proc.stderr and "--cache-dir" in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -302,8 +302,8 @@ def _closed_port() -> int:
 
 
 def test_an_unreachable_url_requirement_is_named_not_the_index(tmp_path, local_index):
-    from tests.test_wheelhouse import make_target
-    from offlinepack.target import dump_target
+    from tests.support.locks import make_target
+    from offlinepack.kernel_target import dump_target
 
     target = tmp_path / "target.json"
     dump_target(make_target(), target)
@@ -318,8 +318,8 @@ def test_an_unreachable_url_requirement_is_named_not_the_index(tmp_path, local_i
 
 
 def test_conflicting_pins_error_has_a_hint(tmp_path, local_index):
-    from tests.test_wheelhouse import make_target
-    from offlinepack.target import dump_target
+    from tests.support.locks import make_target
+    from offlinepack.kernel_target import dump_target
 
     make_wheel(local_index.root, "alpha", "1.0")
     make_wheel(local_index.root, "alpha", "2.0")
@@ -336,7 +336,7 @@ def test_conflicting_pins_error_has_a_hint(tmp_path, local_index):
 
 
 def test_more_than_one_license_is_refused(tmp_path, local_index):
-    writer = _writer("build", tmp_path, local_index)
+    writer = writer_for("build", tmp_path, local_index)
     argv = [a if a != "{out}" else str(tmp_path / "out") for a in writer.argv] + ["--license", "GPL-2.0 MIT"]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2, result.output

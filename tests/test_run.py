@@ -9,45 +9,19 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from offlinepack.cli.app import app
-from offlinepack.demo.sample import write_lzw_tiff
-from offlinepack.demo.synthetic import make_sheet_volume
 from offlinepack.submission import read_tiff_like_scorer
+from tests.support.cli import SMALL
+from tests.support.cli import invoke as _invoke
+from tests.support.cli import write_competition as _competition
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = (64, 64, 64)
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """No Kaggle here (an empty fake root), a private temp folder, the test's folder as cwd."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
-
-
-def _competition(folder: Path, ids: dict[str, tuple[int, int, int]], csv_ids: list[str] | None = None) -> Path:
-    images = folder / "test_images"
-    images.mkdir(parents=True)
-    for seed, (ident, shape) in enumerate(ids.items()):
-        write_lzw_tiff(make_sheet_volume(shape, seed=100 + seed).image, images / f"{ident}.tif")
-    rows = csv_ids if csv_ids is not None else list(ids)
-    (folder / "test.csv").write_text("id,scroll_id\n" + "".join(f"{i},1\n" for i in rows))
-    return folder
-
-
-def _invoke(args: list[str], env: dict[str, str]):
-    return CliRunner().invoke(app, args, env=env, catch_exceptions=False)
 
 
 def _ledger(path: Path) -> list[dict]:
@@ -225,31 +199,6 @@ def test_kernel_layout_default_output_in_working(tmp_path: Path, env: dict[str, 
     assert (kaggle / "working" / "offlinepack-runs.jsonl").is_file()
 
 
-def test_validate_cli_exit_codes_and_json(tmp_path: Path, env: dict[str, str]) -> None:
-    data = _competition(tmp_path / "comp", {"11": SMALL})
-    good = tmp_path / "good.zip"
-    from offlinepack.submission import write_mask_tiff
-
-    mask = write_mask_tiff(np.zeros(SMALL, np.uint8), tmp_path / "m.tif")
-    with zipfile.ZipFile(good, "w") as archive:
-        archive.write(mask, "11.tif")
-    assert _invoke(["validate", str(good), "--input", str(data)], env).exit_code == 0
-    bad = tmp_path / "bad.zip"
-    with zipfile.ZipFile(bad, "w") as archive:
-        archive.write(mask, "nested/11.tif")
-        archive.writestr("extra.txt", "x")
-    result = _invoke(["validate", str(bad), "--input", str(data)], env)
-    assert result.exit_code == 1
-    assert "problem: nested/11.tif: nested entry" in result.output and "problem: 11.tif: missing" in result.output
-    report = json.loads(_invoke(["validate", str(bad), "--input", str(data), "--json"], env).stdout)
-    assert report["valid"] is False and len(report["problems"]) == 3
-    assert _invoke(["validate", str(good), "--input", str(tmp_path / "nowhere")], env).exit_code == 2
-    # no zip there at all is a wrong path (could not check, 2), not an invalid submission (1)
-    absent = _invoke(["validate", str(tmp_path / "typo.zip")], env)
-    assert absent.exit_code == 2 and "does not exist" in absent.output
-    assert _invoke(["validate", str(tmp_path)], env).exit_code == 2  # a folder, not a zip
-
-
 def test_runs_list_note_and_json(tmp_path: Path, env: dict[str, str]) -> None:
     ledger = tmp_path / "runs.jsonl"
     from offlinepack.ledger import append_record
@@ -325,16 +274,6 @@ def test_run_toml_settings_reach_the_run_and_flags_override_them(tmp_path: Path,
                                         "fill_holes": "2d", "components_backend": "auto"}
     assert record["config"]["inference"] == {"mirror_axes": [], "step_size": 0.75}
     assert record["input"]["root"] == str(data)
-
-
-def test_validate_without_inputs_checks_entries_alone(tmp_path: Path, env: dict[str, str]) -> None:
-    from offlinepack.submission import write_mask_tiff
-
-    mask = write_mask_tiff(np.zeros(SMALL, np.uint8), tmp_path / "m.tif")
-    with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
-        archive.write(mask, "11.tif")
-    result = _invoke(["validate", str(tmp_path / "z.zip")], env)
-    assert result.exit_code == 0 and "note: no competition inputs found (pass --input DIR)" in result.output
 
 
 @pytest.mark.gpu

@@ -10,64 +10,23 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 from packaging.pylock import Pylock
 
+from offlinepack._compat import tomllib
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import InstalledDistribution, Target
+from offlinepack.kernel import find_bootstrap
+from offlinepack.kernel_target import InstalledDistribution, Target
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
 from offlinepack.wheelhouse.dataset import PLACEHOLDER_OWNER, dataset_metadata
-from offlinepack.wheelhouse.lockfile import tomllib
 from offlinepack.wheelhouse.sdist import find_uv
-from offlinepack.wheelhouse.selfwheel import find_bootstrap, offlinepack_wheel
+from offlinepack.wheelhouse.selfwheel import offlinepack_wheel
 from tests.support.index import LocalIndex
 from tests.support.pythons import find_python
+from tests.support.locks import MANYLINUX, TAGS, entry, file_url, make_target, write_lock
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
-
-MANYLINUX = [f"cp312-cp312-manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)]
-TAGS = ("cp312-cp312-linux_x86_64", *MANYLINUX, "cp312-abi3-manylinux_2_17_x86_64", "py312-none-any", "py3-none-any")
-MARKERS = {
-    "implementation_name": "cpython", "implementation_version": "3.12.3", "os_name": "posix",
-    "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "6.1",
-    "platform_system": "Linux", "platform_version": "#1", "python_full_version": "3.12.3",
-    "python_version": "3.12", "sys_platform": "linux",
-}
-
-
-def make_target(tags: tuple[str, ...] = TAGS, name: str = "test-kernel") -> Target:
-    return Target(name=name, implementation="cpython", python_version="3.12.3", system="linux", machine="x86_64",
-                  libc="glibc", libc_version="2.35", markers=MARKERS, tags=tags, approximate=True)
-
-
-def file_url(index: LocalIndex, path: Path) -> str:
-    return index.url.replace("/simple/", "/files/") + path.name
-
-
-def entry(url: str, path: Path, sha: str | None = None) -> str:
-    return f'{{url = "{url}", hashes = {{sha256 = "{sha or sha256_of(path)}"}}}}'
-
-
-def write_lock(path: Path, packages: list[dict], tool: str | None = None) -> Path:
-    """A pylock.toml written by hand: each package is {name, version, wheels: [entry...], sdist: entry, marker}."""
-    lines = ['lock-version = "1.0"', 'created-by = "tests"', 'requires-python = ">=3.10"']
-    for package in packages:
-        lines += ["", "[[packages]]", f'name = "{package["name"]}"', f'version = "{package["version"]}"']
-        if "marker" in package:
-            lines.append(f"marker = {json.dumps(package['marker'])}")
-        if "wheels" in package:
-            lines.append("wheels = [\n" + "".join(f"  {w},\n" for w in package["wheels"]) + "]")
-        if "sdist" in package:
-            lines.append(f"sdist = {package['sdist']}")
-    lines += ["", "[tool.offlinepack]", 'target = "test-kernel"',
-              'provided = [{name = "numpy", version = "2.0.2"}, {name = "torch", version = "2.8.0"}]']
-    if tool:
-        lines.append(tool)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
 
 @pytest.fixture(scope="session")
 def self_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -188,16 +147,14 @@ def test_rewritten_lock_has_relative_paths_and_installs_offline(project: dict, s
     assert done.returncode == 0 and "+ beta-pkg==2.0" in done.stderr, done.stderr
 
 
-def test_warm_rebuild_downloads_nothing_and_is_fast(project: dict, self_wheel: Path) -> None:
+def test_warm_rebuild_downloads_nothing(project: dict, self_wheel: Path) -> None:
+    """Its speed (goal < 1 s) is measured by scripts/bench_wheelhouse.py ("offlinepack warm"), not asserted here."""
     first = build_wheelhouse(options(project, self_wheel))
     assert len(first.downloaded) == 3
     requests = list(project["index"].requests)
-    started = time.perf_counter()
     second = build_wheelhouse(options(project, self_wheel, force=True))
-    elapsed = time.perf_counter() - started
     assert project["index"].requests == requests  # not one request: everything came from the cache
     assert second.downloaded == () and second.built == () and second.replaced
-    assert elapsed < 1.0
     assert {f.origin for f in second.files} == {"cached", "built", "self"}
     assert [(f.path, f.sha256) for f in second.files] == [(f.path, f.sha256) for f in first.files]
 
@@ -443,7 +400,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))  # bootstrap.py and offlinepack.json exceed it
 from offlinepack.errors import OfflinepackError
 from offlinepack.wheelhouse import BuildOptions, build_wheelhouse
-from tests.test_wheelhouse import make_target
+from tests.support.locks import make_target
 try:
     build_wheelhouse(BuildOptions(lock=Path({str(project['lock'])!r}), target=make_target(),
                      output=Path({str(project['out'])!r}), cache_dir=Path({str(project['cache'])!r}),
@@ -521,7 +478,8 @@ def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path:
                            str(site), str(self_wheel)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     script = ("import sys, offlinepack; from pathlib import Path\n"
-              "from offlinepack.wheelhouse.selfwheel import find_bootstrap, offlinepack_wheel, source_root\n"
+              "from offlinepack.kernel import find_bootstrap, source_root\n"
+              "from offlinepack.wheelhouse.selfwheel import offlinepack_wheel\n"
               "assert source_root() is None, source_root()\n"
               "print(find_bootstrap()); print(offlinepack_wheel(Path(sys.argv[1])).path)\n")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache")], capture_output=True, text=True,
@@ -548,7 +506,7 @@ def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path:
 @pytest.mark.slow
 def test_reference_lock_builds_from_the_public_index(tmp_path: Path) -> None:
     """Opt-in (`pytest -m network`): the committed Vesuvius lock for kaggle-gpu, downloaded for real."""
-    from offlinepack.target import resolve_target
+    from offlinepack.kernel_target import resolve_target
 
     repo = Path(__file__).resolve().parent.parent
     result = build_wheelhouse(BuildOptions(lock=repo / "lockfiles" / "vesuvius" / "pylock.toml",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from offlinepack.target import InstalledDistribution
+from offlinepack.kernel_target import InstalledDistribution
 from offlinepack.wheelhouse.runtime_needs import own_requirements, runtime_gaps
-from tests.test_wheelhouse import make_target
+from tests.support.locks import make_target
 
 REQUIRES = ("packaging>=25", "typer>=0.12", "tomli>=2; python_version < '3.11'", "uv>=0.8; extra == 'lock'",
             "numpy>=1.24; extra == 'run'", "safetensors>=0.4; extra == 'run'", "pytest>=8; extra == 'test'")

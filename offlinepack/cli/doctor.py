@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from offlinepack.cli.options import KaggleRootOption
 from offlinepack.cli.output import console, print_json, reports_errors
 
 _MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
@@ -17,7 +18,7 @@ def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Where outputs go (writability, free space) [where `offlinepack run` writes: KAGGLE_ROOT/working in a kernel, else the current folder].")] = None,
     input_dir: Annotated[Optional[Path], typer.Option("--input", help="Competition folder (test_images/) or folder of <id>.tif.")] = None,
-    kaggle_root: Annotated[Path, typer.Option("--kaggle-root", envvar="OFFLINEPACK_KAGGLE_ROOT", help="Root of the Kaggle layout.")] = Path("/kaggle"),
+    kaggle_root: KaggleRootOption = None,
     wheels: Annotated[Optional[list[Path]], typer.Option("--wheels", help="A wheelhouse folder (repeatable).")] = None,
     require_gpu: Annotated[bool, typer.Option("--require-gpu", help="No CUDA is a failure, not a warning.")] = False,
 ) -> None:
@@ -25,11 +26,12 @@ def doctor(
 
     Exit 0 ready, 1 ready with degradations, 2 not ready. Every check runs even after a failure.
     """
+    from offlinepack import kaggle
     from offlinepack.doctor import DoctorOptions, run_checks
-    from offlinepack.runner import in_kernel
 
+    kaggle_root = kaggle.kaggle_root(kaggle_root)
     if output_dir is None:  # the folder `offlinepack run` would write to, not /kaggle/working everywhere
-        output_dir = kaggle_root / "working" if in_kernel(kaggle_root) else Path.cwd()
+        output_dir = kaggle.output_dir(kaggle_root)
     report = run_checks(DoctorOptions(output_dir=output_dir, input_dir=input_dir, kaggle_root=kaggle_root,
                                       wheel_dirs=tuple(wheels or ()), require_gpu=require_gpu))
     if json_output:

@@ -10,8 +10,8 @@ import typer
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
 from offlinepack.errors import OfflinepackError
+from offlinepack.kernel_target import resolve_target
 from offlinepack.lock import DEFAULT_OPTIONAL, LockOptions, lock_requirements, read_requirements
-from offlinepack.target import resolve_target
 from offlinepack.wheelhouse.index import INDEX_ENV
 
 

@@ -12,7 +12,6 @@ import typer
 from rich.table import Table
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
-from offlinepack.cli.run import kaggle_root_from_env
 
 app = typer.Typer(help="List runs from the ledger and attach leaderboard scores.", invoke_without_command=True)
 
@@ -20,11 +19,10 @@ LedgerOption = Annotated[Optional[Path], typer.Option("--ledger", help="Ledger f
 
 
 def default_ledger() -> Path:
+    from offlinepack import kaggle
     from offlinepack.ledger import LEDGER_NAME
-    from offlinepack.runner import in_kernel
 
-    root = kaggle_root_from_env()
-    return (root / "working" if in_kernel(root) else Path.cwd()) / LEDGER_NAME
+    return kaggle.output_dir(kaggle.kaggle_root()) / LEDGER_NAME
 
 
 def _short(value: object, width: int) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from offlinepack.cli.output import console, reports_errors
-from offlinepack.target import dump_target, snapshot_current
+from offlinepack.kernel_target import dump_target, snapshot_current
 
 
 @reports_errors

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from offlinepack.cli.output import console, print_json, reports_errors
-from offlinepack.target import builtin_names, load_builtin
+from offlinepack.kernel_target import builtin_names, load_builtin
 
 
 @reports_errors

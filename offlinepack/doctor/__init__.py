@@ -1,6 +1,6 @@
 """`offlinepack doctor`: every readiness check of a kernel, one Check each, all run even after a failure.
 
-Package decisions come from the shipped bootstrap.py (one implementation); torch is imported only
+Package decisions come from the shipped bootstrap.py (one implementation, through offlinepack/kernel.py); torch is imported only
 inside the torch probe.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Callable
 from offlinepack.doctor.gpu import GpuFacts, TorchFacts, gpu_checks, known_bad, probe_torch
 from offlinepack.doctor.host import dependency_check, input_check, output_check, tiff_check
 from offlinepack.doctor.model import Check, DoctorOptions, DoctorReport
-from offlinepack.doctor.packages import load_bootstrap, package_checks
+from offlinepack.doctor.packages import package_checks
 
-__all__ = ["Check", "DoctorOptions", "DoctorReport", "GpuFacts", "TorchFacts", "known_bad", "load_bootstrap",
+__all__ = ["Check", "DoctorOptions", "DoctorReport", "GpuFacts", "TorchFacts", "known_bad",
            "probe_torch", "run_checks"]
 
 

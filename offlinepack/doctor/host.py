@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from offlinepack.doctor.model import Check, DoctorOptions
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import probe_writable
+from offlinepack.kaggle import in_kernel
 from offlinepack.volumes import find_inputs, read_volume, tiff_readers
 
 _GIB = 2**30
@@ -60,9 +60,7 @@ def output_check(output_dir: Path) -> Check:
     base = _existing_ancestor(Path(output_dir))
     where = str(output_dir) + ("" if base == Path(output_dir).absolute() else f" (to be created under {base})")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".offlinepack-doctor-", dir=base)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(base)
     except OSError as error:
         return Check("output folder", "fail", f"{where} is not writable: {error.strerror}",
                      "write to /kaggle/working (pass -o /kaggle/working/submission.zip)")
@@ -76,11 +74,11 @@ def output_check(output_dir: Path) -> Check:
 
 
 def input_check(options: DoctorOptions) -> Check:
-    in_kernel = (Path(options.kaggle_root) / "input").is_dir()
+    kernel = in_kernel(options.kaggle_root)
     try:
         inputs = find_inputs(options.input_dir, kaggle_root=options.kaggle_root)
     except OfflinepackError as error:
-        status = "fail" if options.input_dir is not None or in_kernel else "warn"
+        status = "fail" if options.input_dir is not None or kernel else "warn"
         return Check("competition input", status, "; ".join(error.lines()),
                      error.hint or "pass --input DIR (a folder with test_images/ or <id>.tif files)")
     detail = f"{len(inputs.volumes)} volume(s) in {inputs.root} ({inputs.source})"

@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from offlinepack import exit_codes
+from offlinepack.kaggle import DEFAULT_ROOT
 
 Status = Literal["ok", "warn", "fail"]
 
 
 @dataclass(frozen=True, slots=True)
 class DoctorOptions:
-    output_dir: Path = Path("/kaggle/working")
+    output_dir: Path = DEFAULT_ROOT / "working"
     input_dir: Path | None = None
-    kaggle_root: Path = Path("/kaggle")
+    kaggle_root: Path = DEFAULT_ROOT
     wheel_dirs: tuple[Path, ...] = ()
     require_gpu: bool = False
 

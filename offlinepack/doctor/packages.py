@@ -1,103 +1,83 @@
-"""Package checks, delegated to the shipped bootstrap.py so the per-package decisions live in one place."""
+"""Package checks, delegated to the shipped bootstrap.py (through offlinepack/kernel.py) so the per-package
+decisions live in one place."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
+from offlinepack import kernel
 from offlinepack.doctor.model import Check, DoctorOptions
-
-_MODULE = "offlinepack._bootstrap"
-
-
-def load_bootstrap() -> ModuleType:
-    """bootstrap.py from the wheel (offlinepack/runtime/) or from a checkout (runtime/ beside the package)."""
-    if _MODULE in sys.modules:
-        return sys.modules[_MODULE]
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "runtime" / "bootstrap.py", package.parent / "runtime" / "bootstrap.py"):
-        if candidate.is_file():
-            spec = importlib.util.spec_from_file_location(_MODULE, candidate)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[_MODULE] = module  # dataclasses look their module up while the class body runs
-            spec.loader.exec_module(module)
-            return module
-    raise ImportError(f"bootstrap.py is neither in {package / 'runtime'} nor in {package.parent / 'runtime'}")
 
 
 def package_checks(options: DoctorOptions, tags: list[str] | None = None) -> list[Check]:
     """python/tags vs the wheelhouse's target, wheelhouse found, one summary of packages and a line per problem."""
-    bs = load_bootstrap()
-    tags = tags or bs.sys_tags()
-    boot_options = bs.Options.from_env(wheel_dirs=tuple(str(p) for p in options.wheel_dirs),
-                                       kaggle_root=str(options.kaggle_root), install=False)
-    report = bs.bootstrap(boot_options, tags=tags)
-    datasets = report["datasets"]
-    checks = [_python_check(bs, report, tags)]
-    searched = ", ".join(sorted({p["path"] for p in report["searched"]}))
-    unreadable = [d for d in datasets if d["error"]]
+    report = kernel.inspect_kernel(options.wheel_dirs, kaggle_root=options.kaggle_root, tags=tags)
+    datasets = report.datasets
+    checks = [_python_check(report)]
+    searched = ", ".join(sorted({p.path for p in report.searched}))
+    unreadable = [d for d in datasets if d.error]
     if unreadable:
         # each field problem too: a doctor that says only "2 problems" makes users go and look
         checks.append(Check("wheelhouse", "fail", "; ".join(
-            f"{d['path']}: {d['error']}" + "".join(f"; {p}" for p in d.get("problems") or ()) for d in unreadable),
+            f"{d.path}: {d.error}" + "".join(f"; {p}" for p in d.problems) for d in unreadable),
                             "rebuild the wheelhouse with `offlinepack build --force` and upload it again"))
     elif datasets:
-        absent = [p["path"] for p in report["searched"] if p["origin"] == "--wheels"
-                  and (p["found"] in ("does not exist", "no wheels") or p["found"].startswith("unreadable"))]
+        absent = [p.path for p in report.searched if p.origin == "--wheels"
+                  and (p.found in ("does not exist", "no wheels") or p.found.startswith("unreadable"))]
         checks.append(Check("wheelhouse", "warn" if absent else "ok", "; ".join(
-            f"{d['path']} ({'offlinepack.json' if d['manifest'] else 'no manifest'}, {d['wheels']} wheels)" for d in datasets)
+            f"{d.path} ({'offlinepack.json' if d.has_manifest else 'no manifest'}, {d.wheels} wheels)" for d in datasets)
             + "".join(f"; --wheels {a}: no wheels there" for a in absent), "check the --wheels paths" if absent else None))
     else:
         checks.append(Check("wheelhouse", "warn", f"no wheel dataset found (looked in {searched})",
                             "attach the wheelhouse dataset, or pass --wheels DIR; fine outside a kernel"))
-    packages = report["packages"]
+    packages = report.packages
     counts: dict[str, int] = {}
     for p in packages:
-        counts[p["status"]] = counts.get(p["status"], 0) + 1
+        counts[p.status] = counts.get(p.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no packages to check"
-    worst = "fail" if any(p["severity"] == "fail" for p in packages) else (
-        "warn" if any(p["severity"] == "warn" for p in packages) else "ok")
+    worst = "fail" if any(p.severity == "fail" for p in packages) else (
+        "warn" if any(p.severity == "warn" for p in packages) else "ok")
     checks.append(Check("packages", worst, summary, None if worst == "ok" else "see the package lines below"))
     for p in packages:
-        if p["severity"] != "ok":
-            fix = p["fix"]
-            if p["status"] == "missing":
+        if p.severity != "ok":
+            fix = p.fix
+            if p.status == "missing":
                 fix = "run the wheelhouse's bootstrap.py: `python /kaggle/input/<dataset>/bootstrap.py`"
-            checks.append(Check(f"package {p['name']}", p["severity"], p["detail"], fix))
-    checks.append(_journal_check(bs, options))
+            checks.append(Check(f"package {p.name}", p.severity, p.detail, fix))
+    checks.append(_journal_check(options))
     return checks
 
 
-def _python_check(bs: ModuleType, report: dict, tags: list[str]) -> Check:
-    here = f"Python {report['python']['version']} ({tags[0]})"
-    for dataset in report["datasets"]:
-        manifest_path = Path(dataset["path"]) / bs.MANIFEST
-        if not dataset["manifest"]:
+def _python_check(report: kernel.KernelReport) -> Check:
+    tags: Sequence[str] = report.tags
+    here = f"Python {report.python_version} ({tags[0]})"
+    for dataset in report.datasets:
+        if not dataset.has_manifest:
             continue
-        import json
-
-        target = json.loads(manifest_path.read_text(encoding="utf-8")).get("target", {}) or {}
-        wanted = str(target.get("python_version", ""))
-        mine = ".".join(report["python"]["version"].split(".")[:2])
+        target = dataset.target
+        wanted = target.python_version if target else ""
+        mine = ".".join(report.python_version.split(".")[:2])
         if wanted and ".".join(wanted.split(".")[:2]) != mine:
-            return Check("python", "fail", f"{here}; the wheelhouse at {dataset['path']} was built for Python {wanted}",
+            return Check("python", "fail", f"{here}; the wheelhouse at {dataset.path} was built for Python {wanted}",
                          "rebuild it for this kernel: `python bootstrap.py snapshot -o kernel.json`, "
                          "then `offlinepack build LOCK --target kernel.json`")
-        target_tags = [t for t in target.get("tags", []) or [] if isinstance(t, str)]
+        target_tags = target.tags if target else ()
         if target_tags and not set(target_tags) & set(tags):
             return Check("python", "warn", f"{here}; none of the wheelhouse target's tags ({target_tags[0]}, ...) "
                          "fit this interpreter", "rebuild the wheelhouse from a snapshot of this kernel")
-        return Check("python", "ok", f"{here}; matches the wheelhouse target {target.get('name', '?')} ({wanted})")
+        name = target.name if target and target.name is not None else "?"
+        return Check("python", "ok", f"{here}; matches the wheelhouse target {name} ({wanted})")
     return Check("python", "ok", f"{here}; no wheelhouse target to compare with")
 
 
-def _journal_check(bs: ModuleType, options: DoctorOptions) -> Check:
+def _journal_check(options: DoctorOptions) -> Check:
     places = [p for p in sys.path if p and os.path.isdir(p)]
     places.append(str(Path(options.kaggle_root) / "working" / ".offlinepack-site"))
-    stuck = [p for p in places if os.path.exists(os.path.join(p, bs.JOURNAL))]
+    journal = kernel.install_journal_name()
+    stuck = [p for p in places if os.path.exists(os.path.join(p, journal))]
     if stuck:
         return Check("install state", "fail", f"an install was interrupted in {', '.join(stuck)}",
                      "run bootstrap.py again: it rolls the partial install back and reinstalls")

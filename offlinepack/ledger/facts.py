@@ -6,20 +6,18 @@ never imported here: its version comes from package metadata, CUDA and GPUs from
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-MANIFEST_NAME = "offlinepack.json"
-MANIFEST_FORMAT = "offlinepack-wheelhouse"
-
+from offlinepack import kernel
+from offlinepack.errors import OfflinepackError
 from offlinepack.hashing import sha256_file
-
+from offlinepack.kaggle import DEFAULT_ROOT
 
 
 def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -39,43 +37,14 @@ def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return out
 
 
-def _manifest_candidates(roots: Iterable[Path], max_depth: int) -> Iterable[Path]:
-    for root in roots:
-        root = Path(root)
-        if root.is_file():
-            yield root
-            continue
-        if not root.is_dir():
-            continue
-        base_depth = len(root.parts)
-        for folder, dirs, files in os.walk(root):
-            if len(Path(folder).parts) - base_depth >= max_depth:
-                dirs[:] = []
-            if MANIFEST_NAME in files:
-                yield Path(folder) / MANIFEST_NAME
-
-
-def find_wheelhouse_manifest(
-    wheel_dirs: Sequence[Path] = (),
-    *,
-    kaggle_root: Path = Path("/kaggle"),
-    environ: Mapping[str, str] = os.environ,
-    max_depth: int = 6,
-) -> Path | None:
-    """The wheelhouse's offlinepack.json, searched like bootstrap.py does: explicit dirs, then
-    $OFFLINEPACK_WHEELS (os.pathsep-separated), then under <kaggle_root>/input (both mount layouts,
-    6 levels deep). Only a file whose `format` is offlinepack-wheelhouse counts."""
-    roots: list[Path] = [Path(d) for d in wheel_dirs]
-    roots += [Path(p) for p in environ.get("OFFLINEPACK_WHEELS", "").split(os.pathsep) if p]
-    roots.append(Path(kaggle_root) / "input")
-    for candidate in _manifest_candidates(roots, max_depth):
-        try:
-            data = json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT:
-            return candidate
-    return None
+def find_wheelhouse_manifest(wheel_dirs: Sequence[Path] = (), *, kaggle_root: Path = DEFAULT_ROOT,
+                             environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The offlinepack.json of the wheelhouse bootstrap.py would install from (its own search), or None;
+    also None when bootstrap.py itself is missing: a fact never fails the run it records."""
+    try:
+        return kernel.find_wheelhouse_manifest(wheel_dirs, kaggle_root=kaggle_root, environ=environ)
+    except OfflinepackError:
+        return None
 
 
 def wheelhouse_fact(manifest: Path | None) -> dict[str, Any] | None:

@@ -26,14 +26,11 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from offlinepack.hashing import record_hash
+from offlinepack._compat import tomllib
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import InstalledDistribution, Target
+from offlinepack.hashing import record_hash
+from offlinepack.kernel_target import InstalledDistribution, Target
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 # The manylinux levels `uv pip compile --python-platform` knows (uv 0.8+): pick the highest <= the target's glibc.
 _UV_MANYLINUX = ((2, 17), (2, 28), (2, 31), (2, 32), (2, 33), (2, 34), (2, 35), (2, 36), (2, 37), (2, 38),

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from offlinepack.kernel_target import InstalledDistribution
+from offlinepack.kernel_target.requirements import applicable_requirements
 from offlinepack.lock.inputs import InputRequirement
-from offlinepack.target import InstalledDistribution
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,13 +105,8 @@ def find_conflicts(
         if state in seen:
             continue
         seen.add(state)
-        for text in requires.get(key) or ():
-            try:
-                requirement = Requirement(text)
-            except InvalidRequirement:
-                continue
-            if _applies(requirement.marker, env, extras.get(key, set())):
-                visit(requirement, f"{key} {resolved[key]}", key)
+        for requirement in applicable_requirements(requires.get(key) or (), env, extras.get(key, set()) | {""}):
+            visit(requirement, f"{key} {resolved[key]}", key)
     unique: dict[str, Conflict] = {}
     for conflict in conflicts:
         unique.setdefault(str(conflict), conflict)

@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from offlinepack.atomic import resolve_output
+from offlinepack.atomic import resolve_output, write_text_atomically
 from offlinepack.errors import OfflinepackError
+from offlinepack.kernel_target import InstalledDistribution, Target
+from offlinepack.kernel_target.requirements import applicable_requirements
 from offlinepack.lock import engine
 from offlinepack.lock.explain import Conflict, find_conflicts
 from offlinepack.lock.inputs import InputRequirement, read_requirements
 from offlinepack.lock.metadata import requires_of
-from offlinepack.lock.writer import (LockedPackage, best_tags, render_pylock, select_files,
-                                     target_environment_marker, validate_pylock, write_atomically)
-from offlinepack.target import InstalledDistribution, Target
+from offlinepack.lock.writer import render_pylock, select_files, target_environment_marker
+from offlinepack.pylock import DEFAULT_OPTIONAL, LockedPackage, best_tags, validate_pylock
 
-DEFAULT_OPTIONAL = ("imagecodecs",)  # the kernel can read LZW TIFFs with Pillow when it is missing
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -274,19 +274,17 @@ def _held_back(ctx: _Context, direct: Sequence[InputRequirement], locked: Mappin
 def _replacement_warnings(target: Target, replaced: Sequence[tuple[str, str, str]]) -> list[str]:
     """Kernel packages whose own requirements the replacement breaks (known only for snapshots)."""
     new = {canonicalize_name(name): version for name, _, version in replaced}
-    env = dict(target.markers)
     found = []
     for dist in target.installed:
-        for text in dist.requires:
+        for requirement in applicable_requirements(dist.requires, target.markers):
+            version = new.get(canonicalize_name(requirement.name))
+            if version is None:
+                continue
             try:
-                requirement = Requirement(text)
-                version = new.get(canonicalize_name(requirement.name))
-                if version is None or (requirement.marker and not requirement.marker.evaluate({**env, "extra": ""})):
-                    continue
                 if not requirement.specifier.contains(Version(version), prereleases=True):
                     found.append(f"the target's {dist.name} {dist.version} requires {requirement.name}"
                                  f"{requirement.specifier}; the lock replaces it with {version}")
-            except (InvalidRequirement, InvalidVersion):
+            except InvalidVersion:
                 continue
     return found
 
@@ -374,7 +372,8 @@ def lock_requirements(options: LockOptions) -> LockResult:
                          requires_python=f"=={target.python_minor}.*", tool=tool,
                          portable=options.portable)
     validate_pylock(text, str(options.output))
-    write_atomically(text, options.output)
+    write_text_atomically(options.output, text,
+                          hint="pass -o with a file in a folder you can write to (the old lock is kept)")
     return LockResult(output=options.output, target=target.name, packages=tuple(packages.values()),
                       provided=tuple(sorted(provided)), replaced=tuple(replaced), held_back=held_back,
                       optional=optional, warnings=tuple(warnings))

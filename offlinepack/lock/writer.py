@@ -1,4 +1,4 @@
-"""Turn uv's resolution into the offlinepack pylock.toml (PEP 751) and write it atomically.
+"""Turn uv's resolution into the offlinepack pylock.toml (PEP 751); the file format is offlinepack/pylock.py.
 
 What the file holds (contract 2, read by `offlinepack build` with packaging.pylock):
 - `[[packages]]`: only what the target lacks; wheels filtered to the target's own tags (an sdist is
@@ -12,45 +12,14 @@ What the file holds (contract 2, read by `offlinepack build` with packaging.pylo
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from offlinepack.atomic import write_text_atomically
-from offlinepack.errors import OfflinepackError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LockedFile:
-    filename: str
-    url: str | None
-    path: str | None
-    sha256: str
-    size: int | None
-    kind: str  # "wheel" | "sdist"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LockedPackage:
-    name: str
-    version: str
-    files: tuple[LockedFile, ...]
-
-    @property
-    def kind(self) -> str:
-        return self.files[0].kind if self.files else "none"
+from offlinepack.pylock import LockedFile, LockedPackage, dumps_pylock, package_table
 
 
 def _file(entry: Mapping[str, Any], kind: str, problems: list[str], package: str) -> LockedFile | None:
@@ -108,81 +77,16 @@ def select_files(
     return ()
 
 
-def best_tags(target_tags: Sequence[str], count: int = 3) -> str:
-    return ", ".join(target_tags[:count])
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        if all(isinstance(v, Mapping) for v in value) or len(value) > 4:
-            return "[\n" + "".join(f"    {_toml(v)},\n" for v in value) + "]"
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _key(key: str) -> str:
-    return key if key.replace("-", "").replace("_", "").isalnum() else json.dumps(key)
-
-
-def _file_table(file: LockedFile, portable: bool) -> dict[str, Any]:
-    table: dict[str, Any] = {"name": file.filename}
-    if portable and file.url:
-        # No download address: `offlinepack build` finds the file by name and sha256 on the index it is given
-        # (or the machine's configured one), so a committed lock names no host and works behind a mirror.
-        table["path"] = file.filename
-    elif file.url:
-        table["url"] = file.url
-    else:
-        table["path"] = file.path
-    if file.size is not None:
-        table["size"] = file.size
-    table["hashes"] = {"sha256": file.sha256}
-    return table
-
-
 def render_pylock(
     packages: Sequence[LockedPackage], *, environments: Sequence[str], requires_python: str,
     tool: Mapping[str, Any], portable: bool = False,
 ) -> str:
-    lines = ['lock-version = "1.0"', f"environments = {_toml(list(environments))}",
-             f"requires-python = {_toml(requires_python)}", 'created-by = "offlinepack"', ""]
-    if not packages:
-        # PEP 751 requires the key: a lock whose requirements the target already satisfies ships nothing.
-        lines += ["packages = []", ""]
-    for package in sorted(packages, key=lambda p: p.name):
-        lines += ["[[packages]]", f"name = {_toml(package.name)}", f"version = {_toml(package.version)}"]
-        wheels = [_file_table(f, portable) for f in package.files if f.kind == "wheel"]
-        if wheels:
-            lines.append(f"wheels = {_toml(wheels)}")
-        for file in package.files:
-            if file.kind == "sdist":
-                lines.append(f"sdist = {_toml(_file_table(file, portable))}")
-        lines.append("")
-    lines.append("[tool.offlinepack]")
-    lines += [f"{_key(k)} = {_toml(v)}" for k, v in tool.items()]
-    return "\n".join(lines) + "\n"
-
-
-def validate_pylock(text: str, source: str = "pylock.toml") -> Pylock:
-    try:
-        return Pylock.from_dict(tomllib.loads(text))
-    except (tomllib.TOMLDecodeError, PylockValidationError) as error:
-        raise OfflinepackError(f"{source}: invalid lock: {error}") from None
-
-
-def write_atomically(text: str, path: Path) -> None:
-    """A good existing lock is never half-replaced."""
-    write_text_atomically(path, text, hint="pass -o with a file in a folder you can write to (the old lock is kept)")
+    return dumps_pylock({
+        "lock-version": "1.0", "environments": list(environments), "requires-python": requires_python,
+        "created-by": "offlinepack",
+        "packages": [package_table(p, portable) for p in sorted(packages, key=lambda p: p.name)],
+        "tool": {"offlinepack": dict(tool)},
+    })
 
 
 def target_environment_marker(markers: Mapping[str, str]) -> str:

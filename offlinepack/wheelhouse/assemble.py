@@ -23,17 +23,19 @@ from packaging.version import InvalidVersion, Version
 from offlinepack import __version__
 from offlinepack.atomic import DISK_FULL, output_folder, why
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import Target
+from offlinepack.kernel import find_bootstrap
+from offlinepack.kernel_target import Target
+from offlinepack.pylock import LockFile, dumps_pylock, read_lock
 from offlinepack.wheelhouse.cache import Cache, default_cache_dir, place
 from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
 from offlinepack.wheelhouse.download import FetchResult, Progress, ProgressCallback, fetch_all
 from offlinepack.wheelhouse.index import default_index_urls
-from offlinepack.wheelhouse.lockfile import LockFile, dumps_lock, read_lock, rewrite_lock
+from offlinepack.wheelhouse.lockfile import rewrite_lock
 from offlinepack.wheelhouse.manifest import (BOOTSTRAP_NAME, FORMAT, LOCK_NAME, MANIFEST_NAME, METADATA_NAME,
                                              SizeReport, WheelhouseFile, manifest, size_report)
 from offlinepack.wheelhouse.sdist import BuiltWheel, build_wheel_from_sdist
 from offlinepack.wheelhouse.select import Plan, PlannedFile, plan_files
-from offlinepack.wheelhouse.selfwheel import SelfWheel, find_bootstrap, offlinepack_wheel, wheel_info
+from offlinepack.wheelhouse.selfwheel import SelfWheel, offlinepack_wheel, wheel_info
 from offlinepack.wheelhouse.runtime_needs import runtime_gaps
 
 
@@ -299,7 +301,7 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
         writing = BOOTSTRAP_NAME
         shutil.copyfile(bootstrap, staging / BOOTSTRAP_NAME)
         writing = LOCK_NAME
-        (staging / LOCK_NAME).write_text(dumps_lock(new_lock), encoding="utf-8")
+        (staging / LOCK_NAME).write_text(dumps_pylock(new_lock), encoding="utf-8")
         writing = METADATA_NAME
         _write_json(staging / METADATA_NAME, meta.to_dict())
         writing = MANIFEST_NAME

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from offlinepack import __version__
-from offlinepack.target import Target
-from offlinepack.wheelhouse.lockfile import ProvidedDistribution
+from offlinepack.kernel_target import Target
+from offlinepack.pylock import LOCK_NAME, ProvidedDistribution
 
 FORMAT = "offlinepack-wheelhouse"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "offlinepack.json"
-LOCK_NAME = "pylock.toml"
 METADATA_NAME = "dataset-metadata.json"
 BOOTSTRAP_NAME = "bootstrap.py"
 MANIFEST_TAGS = 20  # enough for bootstrap to check the kernel matches; the full list is in the target

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
+from offlinepack.kernel_target.requirements import applicable_requirements
 
 KERNEL_EXTRAS = ("", "run")  # core + what `offlinepack run` needs; torch is the kernel's own, never listed
 
@@ -34,14 +34,8 @@ def runtime_gaps(target: Target, shipped: Mapping[str, str], requirements: Itera
     """
     installed = {dist.key: dist.version for dist in target.installed}
     gaps: list[str] = []
-    for text in own_requirements() if requirements is None else requirements:
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
-            continue
-        if requirement.marker and not any(
-                requirement.marker.evaluate({**target.markers, "extra": extra}) for extra in KERNEL_EXTRAS):
-            continue
+    texts = own_requirements() if requirements is None else requirements
+    for requirement in applicable_requirements(texts, target.markers, KERNEL_EXTRAS):
         key = canonicalize_name(requirement.name)
         where, version = ("the wheelhouse", shipped[key]) if key in shipped else ("the target", installed.get(key))
         if version is None:

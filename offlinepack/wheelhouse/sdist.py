@@ -19,9 +19,9 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.target import Target
+from offlinepack.kernel_target import Target
+from offlinepack.pylock import best_tags
 from offlinepack.wheelhouse.cache import sha256_file
-from offlinepack.wheelhouse.select import best_tags
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,7 +78,7 @@ def check_wheel_fits(wheel_name: str, package: str, target: Target) -> None:
         return
     raise OfflinepackError(
         f"{package} is sdist-only and builds a compiled wheel for {', '.join(sorted(tags))}; "
-        f"the target needs {best_tags(target)}; build it on a machine matching the target",
+        f"the target needs {best_tags(target.tags)}; build it on a machine matching the target",
         hint="run `offlinepack build` on a Linux machine with the target's Python, or lock a version with wheels",
     )
 

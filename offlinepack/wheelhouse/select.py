@@ -14,8 +14,8 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from offlinepack.errors import raise_if_problems
-from offlinepack.target import Target
-from offlinepack.wheelhouse.lockfile import LockFile
+from offlinepack.kernel_target import Target
+from offlinepack.pylock import LockFile, best_tags
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,10 +38,6 @@ class PlannedFile:
 class Plan:
     files: tuple[PlannedFile, ...]
     skipped: tuple[str, ...]  # packages whose marker is false for the target
-
-
-def best_tags(target: Target, count: int = 3) -> str:
-    return ", ".join(target.tags[:count])
 
 
 def _source_url(lock: LockFile, url: str | None, path: str | None) -> str | None:
@@ -103,7 +99,7 @@ def plan_files(lock: LockFile, target: Target) -> Plan:
             wheel_tags = sorted({str(t) for w in package.wheels or [] for t in parse_wheel_filename(w.filename)[3]})
             problems.append(
                 f"no file of {package.name} {version} installs on target {target.name}: the lock has wheels for "
-                f"{', '.join(wheel_tags) or 'nothing'} and no sdist; the target's best tags: {best_tags(target)}"
+                f"{', '.join(wheel_tags) or 'nothing'} and no sdist; the target's best tags: {best_tags(target.tags)}"
             )
             continue
         if chosen.url is None and chosen.path and ("/" in chosen.path or "\\" in chosen.path):

@@ -18,12 +18,9 @@ from pathlib import Path
 
 import offlinepack
 from offlinepack.hashing import record_hash
-from offlinepack.errors import OfflinepackError
+from offlinepack.kernel import PACKAGE_DIR, source_root
 from offlinepack.wheelhouse.cache import sha256_file
 from offlinepack.wheelhouse.sdist import build_command, run_build
-
-PACKAGE_DIR = Path(offlinepack.__file__).resolve().parent
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SelfWheel:
@@ -31,29 +28,6 @@ class SelfWheel:
     version: str
     sha256: str
     size: int
-
-
-def source_root(package_dir: Path = PACKAGE_DIR) -> Path | None:
-    """The checkout holding this package (pyproject.toml + runtime/), or None when installed from a wheel."""
-    root = package_dir.parent
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and (root / "runtime" / "bootstrap.py").is_file() and \
-            'name = "offlinepack"' in pyproject.read_text(encoding="utf-8"):
-        return root
-    return None
-
-
-def find_bootstrap(package_dir: Path = PACKAGE_DIR) -> Path:
-    """runtime/bootstrap.py in a checkout; offlinepack/runtime/bootstrap.py in an installed wheel."""
-    candidates = [package_dir / "runtime" / "bootstrap.py"]
-    root = source_root(package_dir)
-    if root is not None:
-        candidates.insert(0, root / "runtime" / "bootstrap.py")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise OfflinepackError("bootstrap.py not found (looked at " + ", ".join(map(str, candidates)) + ")",
-                           hint="reinstall offlinepack; its wheel ships offlinepack/runtime/bootstrap.py")
 
 
 def _source_files(root: Path) -> list[Path]:

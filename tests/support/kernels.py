@@ -1,4 +1,4 @@
-"""Test kit for the kernel side (no tests here): kernel-like venvs, wheelhouses, a /kaggle tree, running bootstrap offline.
+"""Test kit for the kernel side: kernel-like venvs, wheelhouses, a /kaggle tree, running bootstrap offline.
 
 A "kernel" is a real `python -m venv` (no system site-packages) with a preinstalled set from tiny
 local wheels; one base venv per session is copied per test (a copied venv runs fine through
@@ -20,7 +20,7 @@ import pytest
 from tests.support.pythons import find_python
 from tests.support.wheels import make_wheel, sha256_of
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 BOOTSTRAP = REPO / "runtime" / "bootstrap.py"
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 

@@ -7,11 +7,11 @@ from importlib import resources
 from pathlib import Path
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.target.convert import ENV_FILE, INSPECT_FILE, is_inspect_folder, target_from_inspect_folder
-from offlinepack.target.model import Target, load_target_file, parse_target
+from offlinepack.kernel_target.convert import ENV_FILE, INSPECT_FILE, is_inspect_folder, target_from_inspect_folder
+from offlinepack.kernel_target.model import Target, load_target_file, parse_target
 
 # Built-ins are package data written by scripts/make_builtin_targets.py (never read shared fixtures at run time).
-_BUILTIN_PACKAGE = "offlinepack.target.builtin"
+_BUILTIN_PACKAGE = "offlinepack.kernel_target.builtin"
 
 
 def builtin_names() -> tuple[str, ...]:

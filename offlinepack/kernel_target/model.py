@@ -26,10 +26,11 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from offlinepack.atomic import write_text_atomically
-from offlinepack.errors import OfflinepackError, not_utf8
+from offlinepack.errors import OfflinepackError
+from offlinepack.files import read_json
 
 FORMAT = "offlinepack-target"
-CAPTURE_FILES = "env.json + pip-inspect.json"  # the other --target form (target/convert.py)
+CAPTURE_FILES = "env.json + pip-inspect.json"  # the other --target form (kernel_target/convert.py)
 FORMAT_VERSION = 1
 
 MARKER_KEYS = (
@@ -47,9 +48,9 @@ MARKER_KEYS = (
 )
 
 # a damaged or cut-short target file: the way to a good one
-_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` "
-           "(or `offlinepack snapshot -o FILE`), "
-           "or pass a built-in --target (see `offlinepack targets`)")
+RESNAP_HINT = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` "
+               "(or `offlinepack snapshot -o FILE`), "
+               "or pass a built-in --target (see `offlinepack targets`)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,7 +134,7 @@ def _expect(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
 def parse_target(data: Any, source: str = "<target>") -> Target:
     """Validate a decoded target file; every problem is reported at once, each with its field path."""
     if not isinstance(data, Mapping):
-        raise OfflinepackError(f"{source}: a target file must hold a JSON object", hint=_RESNAP)
+        raise OfflinepackError(f"{source}: a target file must hold a JSON object", hint=RESNAP_HINT)
     problems: list[str] = []
     if data.get("format") != FORMAT:
         # not a target file at all: its fields would each be "missing" (hundreds of lines for a pip inspect)
@@ -213,18 +214,7 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
 
 
 def load_target_file(path: Path) -> Target:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise OfflinepackError(f"cannot read target file {path}: {error.strerror}", hint=_RESNAP) from None
-    except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error), hint=_RESNAP) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})",
-                               hint=_RESNAP) from None
-    return parse_target(data, source=str(path))
+    return parse_target(read_json(path, "target file ", hint=RESNAP_HINT), source=str(path))
 
 
 def dump_target(target: Target, path: Path) -> None:

@@ -16,7 +16,7 @@ from packaging import tags as ptags
 from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
-from offlinepack.target.model import InstalledDistribution, Target
+from offlinepack.kernel_target.model import InstalledDistribution, Target
 
 
 def install_paths(search_path: Sequence[str] | None = None) -> list[str]:

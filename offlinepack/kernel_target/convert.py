@@ -9,37 +9,19 @@ The folder layout is the one in the shared `gpu-kernel` fixture:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from offlinepack.errors import OfflinepackError, not_utf8
-from offlinepack.target.model import MARKER_KEYS, InstalledDistribution, Target
+from offlinepack.errors import OfflinepackError
+from offlinepack.files import read_json
+from offlinepack.kernel_target.model import MARKER_KEYS, RESNAP_HINT, InstalledDistribution, Target
 
 ENV_FILE = "env.json"
 INSPECT_FILE = "pip-inspect.json"
 
-# a damaged or cut-short target file: the way to a good one
-_RESNAP = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` "
-           "(or `offlinepack snapshot -o FILE`), "
-           "or pass a built-in --target (see `offlinepack targets`)")
-
-
 def is_inspect_folder(path: Path) -> bool:
     return path.is_dir() and (path / ENV_FILE).is_file() and (path / INSPECT_FILE).is_file()
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise OfflinepackError(f"cannot read {path}: {error.strerror}", hint=_RESNAP) from None
-    except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error), hint=_RESNAP) from None
-    except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})",
-                               hint=_RESNAP) from None
 
 
 def installed_from_inspect(data: Any, source: str, problems: list[str]) -> tuple[InstalledDistribution, ...]:
@@ -67,11 +49,11 @@ def installed_from_inspect(data: Any, source: str, problems: list[str]) -> tuple
 def target_from_inspect_folder(folder: Path, name: str | None = None) -> Target:
     """Read `env.json` + `pip-inspect.json` from `folder`; every problem is reported at once."""
     folder = Path(folder)
-    env = _read_json(folder / ENV_FILE)
-    inspect = _read_json(folder / INSPECT_FILE)
+    env = read_json(folder / ENV_FILE, hint=RESNAP_HINT)
+    inspect = read_json(folder / INSPECT_FILE, hint=RESNAP_HINT)
     problems: list[str] = []
     if not isinstance(env, Mapping):
-        raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object", hint=_RESNAP)
+        raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object", hint=RESNAP_HINT)
     markers = env.get("marker_environment")
     if not isinstance(markers, Mapping):
         problems.append(f"{folder / ENV_FILE}: marker_environment: expected object")
