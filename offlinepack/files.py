@@ -16,21 +16,22 @@ from offlinepack.errors import OfflinepackError, not_utf8
 WRITE_TEST_PREFIX = ".offlinepack-write-test-"
 
 
-def read_json(path: Path, what: str = "") -> Any:
+def read_json(path: Path, what: str = "", hint: str | None = None) -> Any:
     """The decoded JSON of `path`; an unreadable, non-UTF-8 or malformed file is an OfflinepackError
     naming the file (and the line and column of a syntax error). `what` names the file's role
-    ("target file ") in the cannot-read message."""
+    ("target file ") in the cannot-read message; `hint` says how to get a good file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise OfflinepackError(f"cannot read {what}{path}: {error.strerror}") from None
+        raise OfflinepackError(f"cannot read {what}{path}: {error.strerror}", hint=hint) from None
     except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error)) from None
+        raise OfflinepackError(not_utf8(path, error), hint=hint) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        raise OfflinepackError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+                               hint=hint) from None
 
 
 def probe_writable(folder: Path) -> None:

@@ -89,6 +89,7 @@ class WheelDataset:
     wheels: int
     has_manifest: bool
     error: str | None  # an unreadable or foreign offlinepack.json
+    problems: tuple[str, ...]  # an invalid manifest's problems, each with its field path
     target: WheelhouseTarget | None
     manifest_name: str
 
@@ -145,7 +146,8 @@ def search_wheelhouses(wheel_dirs: Sequence[Path] = (), *, kaggle_root: Path = D
     options = _options(bs, wheel_dirs, kaggle_root, environ)
     datasets, probes = bs.discover(options.wheel_dirs, options.env_dirs, options.script_dir, options.kaggle_root)
     return (tuple(WheelDataset(path=Path(d.path), origin=d.origin, wheels=len(d.wheels), has_manifest=bool(d.manifest),
-                               error=d.error, target=_target(d.manifest), manifest_name=bs.MANIFEST) for d in datasets),
+                               error=d.error, problems=tuple(d.problems or ()), target=_target(d.manifest),
+                               manifest_name=bs.MANIFEST) for d in datasets),
             tuple(Probe(path=p.path, origin=p.origin, found=p.found) for p in probes))
 
 

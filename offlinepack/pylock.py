@@ -85,17 +85,21 @@ class LockFile:
 
 # --- reading ----------------------------------------------------------------------------------------------
 
+_RELOCK = "the file is damaged or cut short: write it again with `offlinepack lock REQ... --target T -o pylock.toml`"
+
+
 def read_lock(path: Path) -> LockFile:
     """Parse and validate `path`; every problem in `[tool.offlinepack]` is reported at once."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise OfflinepackError(f"cannot read lock file {path}: {error.strerror}") from None
+        raise OfflinepackError(f"cannot read lock file {path}: {error.strerror}",
+                               hint="pass the pylock.toml that `offlinepack lock` wrote") from None
     except UnicodeDecodeError as error:
-        raise OfflinepackError(not_utf8(path, error)) from None
+        raise OfflinepackError(not_utf8(path, error), hint=_RELOCK) from None
     except tomllib.TOMLDecodeError as error:
-        raise OfflinepackError(f"{path}: not valid TOML ({error})") from None
+        raise OfflinepackError(f"{path}: not valid TOML ({error})", hint=_RELOCK) from None
     try:
         pylock = Pylock.from_dict(raw)
     except PylockValidationError as error:
@@ -127,7 +131,15 @@ def read_lock(path: Path) -> LockFile:
         problems.append(f"{path}: tool.offlinepack.optional: expected an array of package names")
         optional_raw = list(DEFAULT_OPTIONAL)
     if problems:
-        raise OfflinepackError(f"{path}: invalid [tool.offlinepack] table", problems=problems)
+        raise OfflinepackError(f"{path}: invalid [tool.offlinepack] table", problems=problems,
+                               hint="fix those keys, or write the lock again with `offlinepack lock`")
+    if tool.get("wheelhouse") is True:
+        problems = _escaping_paths(raw, path.parent)
+        if problems:
+            raise OfflinepackError(f"{path}: a wheelhouse lock whose files are not all inside its folder",
+                                   problems=problems,
+                                   hint="a wheelhouse's pylock.toml names files beside it; rebuild it with "
+                                        "`offlinepack build --force`")
     return LockFile(
         path=path,
         raw=raw,
@@ -136,6 +148,24 @@ def read_lock(path: Path) -> LockFile:
         target_name=target_name,
         optional=frozenset(canonicalize_name(n) for n in optional_raw),
     )
+
+
+def _escaping_paths(raw: Mapping[str, Any], folder: Path) -> list[str]:
+    """Each file path in a wheelhouse lock that is absolute or resolves outside `folder`."""
+    problems = []
+    root = folder.resolve()
+    for i, package in enumerate(raw.get("packages", [])):
+        entries = [(f"packages[{i}].wheels[{j}].path", w.get("path")) for j, w in enumerate(package.get("wheels", []))]
+        if isinstance(package.get("sdist"), Mapping):
+            entries.append((f"packages[{i}].sdist.path", package["sdist"].get("path")))
+        for where, rel in entries:
+            if rel is None:
+                continue
+            if Path(rel).is_absolute() or "\\" in rel:
+                problems.append(f"{where}: {rel!r} is an absolute path; it must name a file in {folder}")
+            elif not (folder / rel).resolve().is_relative_to(root):
+                problems.append(f"{where}: {rel!r} leaves the wheelhouse folder {folder}")
+    return problems
 
 
 def validate_pylock(text: str, source: str = LOCK_NAME) -> Pylock:

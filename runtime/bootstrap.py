@@ -23,6 +23,7 @@ exists. That is also why it is one file (it is copied into every wheelhouse) rat
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -31,6 +32,7 @@ import platform
 import re
 import shutil
 import site
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -278,7 +280,8 @@ class Dataset:
     origin: str
     wheels: list
     manifest: dict = None
-    error: str = None  # unreadable manifest
+    error: str = None  # unreadable or invalid manifest: nothing is installed from this folder
+    problems: list = None  # the invalid manifest's problems, each with its field path
 
 
 @dataclass
@@ -307,20 +310,112 @@ def _look(path, origin, datasets, probes, seen):
     seen[real] = path
     dataset = Dataset(path, origin, wheels)
     if MANIFEST in names:
+        # a folder with a manifest is only ever installed from as the manifest says: a damaged one
+        # means nothing of this folder is installed (not even its wheels as a plain wheel folder)
         try:
-            with open(os.path.join(path, MANIFEST), encoding="utf-8") as handle:
-                manifest = json.load(handle)
-            if not isinstance(manifest, dict) or manifest.get("format") != "offlinepack-wheelhouse":
-                raise ValueError("not an offlinepack-wheelhouse manifest")
-            if not isinstance(manifest.get("packages", []), list):
-                raise ValueError("'packages' is not a list")
-            dataset.manifest = manifest
+            with open(os.path.join(path, MANIFEST), "rb") as handle:
+                manifest = json.loads(handle.read().decode("utf-8"))
         except (OSError, ValueError) as error:
-            dataset.error = "%s: %s" % (MANIFEST, error)
+            dataset.error = "%s: %s" % (MANIFEST, getattr(error, "strerror", None) or error)
+        else:
+            problems = manifest_problems(manifest, path)
+            if problems:
+                dataset.error = "%s: %d problem(s) in its fields" % (MANIFEST, len(problems))
+                dataset.problems = problems
+            else:
+                dataset.manifest = manifest
     datasets.append(dataset)
     found = "%s, %d wheels" % (MANIFEST if dataset.manifest else "no manifest", len(wheels))
     probes.append(Probe(path, origin, dataset.error or found))
     return True
+
+
+def _type_name(value):
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _expect(problems, where, value, kind, what):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        problems.append("%s: expected %s, got %s" % (where, what, _type_name(value)))
+        return False
+    return True
+
+
+def escapes(folder, rel):
+    """Why `rel` (a manifest or lock path) does not stay inside `folder`, or None when it does."""
+    if not rel or rel.startswith(("/", "\\")) or os.path.isabs(rel) or re.match(r"^[A-Za-z]:", rel):
+        return "an absolute path"
+    parts = re.split(r"[/\\]", rel)
+    if ".." in parts:
+        return "a path that leaves the wheelhouse folder ('..')"
+    real_folder = os.path.realpath(folder)
+    real = os.path.realpath(os.path.join(folder, rel))
+    if real != real_folder and not real.startswith(real_folder.rstrip(os.sep) + os.sep):
+        return "a link that leaves the wheelhouse folder (-> %s)" % real
+    return None
+
+
+def manifest_problems(manifest, folder):
+    """Every problem with an offlinepack.json's shape, each with its field path (`packages[0].files[1].sha256:
+    expected a string, got integer`); checked whole before anything is installed from it."""
+    problems = []
+    if not _expect(problems, "the manifest", manifest, dict, "an object"):
+        return problems
+    if manifest.get("format") != "offlinepack-wheelhouse":
+        problems.append("format: expected \"offlinepack-wheelhouse\", got %s" % json.dumps(manifest.get("format")))
+    if "version" in manifest:
+        _expect(problems, "version", manifest["version"], int, "an integer")
+    target = manifest.get("target", {})
+    if _expect(problems, "target", target, dict, "an object"):
+        for key in ("name", "python_version", "implementation"):
+            if key in target:
+                _expect(problems, "target.%s" % key, target[key], str, "a string")
+        tags = target.get("tags", [])
+        if _expect(problems, "target.tags", tags, list, "a list"):
+            for i, tag in enumerate(tags):
+                _expect(problems, "target.tags[%d]" % i, tag, str, "a string")
+    if "lock" in manifest and _expect(problems, "lock", manifest["lock"], str, "a string"):
+        why = escapes(folder, manifest["lock"])
+        if why:
+            problems.append("lock: %r is %s" % (manifest["lock"], why))
+    packages = manifest.get("packages", [])
+    if _expect(problems, "packages", packages, list, "a list"):
+        for i, pkg in enumerate(packages):
+            where = "packages[%d]" % i
+            if not _expect(problems, where, pkg, dict, "an object"):
+                continue
+            if _expect(problems, where + ".name", pkg.get("name"), str, "a string") and not pkg["name"].strip():
+                problems.append(where + ".name: empty")
+            if "version" in pkg:
+                _expect(problems, where + ".version", pkg["version"], str, "a string")
+            if "optional" in pkg:
+                _expect(problems, where + ".optional", pkg["optional"], bool, "true or false")
+            files = pkg.get("files", [])
+            if not _expect(problems, where + ".files", files, list, "a list"):
+                continue
+            for j, entry in enumerate(files):
+                at = "%s.files[%d]" % (where, j)
+                if not _expect(problems, at, entry, dict, "an object"):
+                    continue
+                if _expect(problems, at + ".path", entry.get("path"), str, "a string"):
+                    why = escapes(folder, entry["path"])
+                    if why:
+                        problems.append("%s.path: %r is %s" % (at, entry["path"], why))
+                sha = entry.get("sha256")
+                if _expect(problems, at + ".sha256", sha, str, "a string") and not re.match(r"^[0-9a-fA-F]{64}$", sha):
+                    problems.append("%s.sha256: expected 64 hex digits, got %r" % (at, sha[:80]))
+                if "size" in entry:
+                    _expect(problems, at + ".size", entry["size"], int, "an integer")
+    provided = manifest.get("provided", [])
+    if _expect(problems, "provided", provided, list, "a list"):
+        for i, item in enumerate(provided):
+            where = "provided[%d]" % i
+            if _expect(problems, where, item, dict, "an object"):
+                _expect(problems, where + ".name", item.get("name"), str, "a string")
+                if "version" in item:
+                    _expect(problems, where + ".version", item["version"], str, "a string")
+    return problems
 
 
 def discover(wheel_dirs=(), env_dirs=(), script_dir=None, kaggle_root="/kaggle"):
@@ -390,6 +485,8 @@ def _wanted(datasets, tags):
     by_name = {}
     others = {}  # file name -> [dataset paths], to find a manifest's file in another dataset
     for ds in datasets:
+        if ds.error:
+            continue
         for wheel in ds.wheels:
             others.setdefault(wheel, []).append(ds.path)
     for ds in datasets:
@@ -412,8 +509,10 @@ def _wanted(datasets, tags):
                 files.append((paths, f.get("sha256")))
             by_name[key] = Wanted(pkg["name"], str(pkg.get("version", "")), files, ds.path, bool(pkg.get("optional")))
     for ds in datasets:
-        if ds.manifest or (by_name and ds.origin == "Kaggle inputs"):
-            continue  # a stray wheel folder attached to the notebook must not override or break the wheelhouse
+        if ds.manifest or ds.error or (by_name and ds.origin == "Kaggle inputs"):
+            # a stray wheel folder attached to the notebook must not override or break the wheelhouse; a
+            # folder whose offlinepack.json is damaged is installed from not at all
+            continue
         groups = {}
         for wheel in ds.wheels:
             parsed = parse_wheel_filename(wheel)
@@ -449,8 +548,10 @@ def _loss(name):
     return "lost: %s; fallback: %s" % (lost, fallback)
 
 
-def decide(datasets, installed, tags, verify=True):
-    """One Decision per package the datasets carry or provide, plus the default-optional ones."""
+def decide(datasets, installed, tags):
+    """One Decision per package the datasets carry or provide, plus the default-optional ones.
+
+    Every file a manifest lists is checked against its sha256 before it may be installed."""
     decisions = []
     wanted = _wanted(datasets, tags)
     rank = {t: i for i, t in enumerate(tags)}
@@ -488,7 +589,7 @@ def decide(datasets, installed, tags, verify=True):
                     if not os.path.isfile(path):
                         problems.append(("missing-file", "%s is not in the dataset" % path))
                         continue
-                    if verify and sha:
+                    if sha:  # a manifest's file is always checked, sha256 first, then installed
                         got = sha256_file(path)
                         if got != sha.lower():
                             problems.append(("hash-mismatch", "%s: sha256 %s, the lock says %s" % (path, got[:16] + "…", sha[:16] + "…")))
@@ -529,6 +630,118 @@ def decide(datasets, installed, tags, verify=True):
             decisions.append(Decision(key, "", "absent", "warn", "not installed and no dataset carries it; " + _loss(key),
                                       fix="add %s to the lock (it is optional by default)" % key, optional=True))
     return decisions
+
+
+# ---------------------------------------------------------------------------------------- offlinepack's own needs
+
+_MARKER_TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"[^"]*")"""
+                           r"""|(?P<op>===|==|!=|<=|>=|~=|<|>|\(|\)|not\s+in\b|in\b|and\b|or\b)"""
+                           r"""|(?P<var>[A-Za-z_][A-Za-z0-9_.]*))""")
+_VERSION_VARS = ("python_version", "python_full_version", "implementation_version", "platform_release")
+
+
+def marker_true(marker, env):
+    """Evaluate a PEP 508 marker (enough of it for Requires-Dist: and/or/parentheses, comparisons, in).
+
+    A marker this cannot read counts as true: a requirement is then checked rather than skipped."""
+    tokens, pos = [], 0
+    while pos < len(marker):
+        match = _MARKER_TOKEN.match(marker, pos)
+        if not match or match.end() == pos:
+            if marker[pos:].strip():
+                return True
+            break
+        kind = match.lastgroup
+        text = match.group(kind)
+        tokens.append((kind, re.sub(r"\s+", " ", text)))
+        pos = match.end()
+
+    def value(token):
+        kind, text = token
+        return text[1:-1] if kind == "str" else env.get(text, "")
+
+    def compare(left, op, right, version):
+        if op in ("in", "not in"):
+            return (left in right) == (op == "in")
+        if version and op not in ("===",):
+            a, b = _version_key(left), _version_key(right)
+        else:
+            a, b = left, right
+        if op == "~=":
+            return a >= b
+        return {"==": a == b, "===": left == right, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b,
+                ">=": a >= b}.get(op, True)
+
+    def parse_or(i):
+        result, i = parse_and(i)
+        while i < len(tokens) and tokens[i] == ("op", "or"):
+            right, i = parse_and(i + 1)
+            result = result or right
+        return result, i
+
+    def parse_and(i):
+        result, i = parse_atom(i)
+        while i < len(tokens) and tokens[i] == ("op", "and"):
+            right, i = parse_atom(i + 1)
+            result = result and right
+        return result, i
+
+    def parse_atom(i):
+        if tokens[i] == ("op", "("):
+            result, i = parse_or(i + 1)
+            return result, i + 1
+        left, op, right = tokens[i], tokens[i + 1][1], tokens[i + 2]
+        version = any(t == ("var", name) for t in (left, right) for name in _VERSION_VARS)
+        if ("var", "extra") in (left, right):
+            return bool(env.get("extra")) and compare(canonical(value(left)), op, canonical(value(right)), False), i + 3
+        return compare(value(left), op, value(right), version), i + 3
+
+    try:
+        result, end = parse_or(0)
+        return result if end == len(tokens) else True
+    except IndexError:
+        return True
+
+
+def requires_dist(dist_info):
+    """The Requires-Dist values of an installed distribution (dist-info METADATA)."""
+    found = []
+    try:
+        with open(os.path.join(dist_info, "METADATA"), encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    break
+                if line.lower().startswith("requires-dist:"):
+                    found.append(line.split(":", 1)[1].strip())
+    except OSError:
+        pass
+    return found
+
+
+def missing_dependencies(installed, root="offlinepack", env=None):
+    """[(name, requirement, needed by)] for every distribution `root` needs, directly or through another,
+    that `installed` lacks: what would make `import offlinepack` fail after a "ready"."""
+    env = dict(marker_environment() if env is None else env, extra="")
+    missing, seen, queue = [], {canonical(root)}, [canonical(root)]
+    while queue:
+        key = queue.pop(0)
+        dist = installed.get(key)
+        if dist is None or not dist.dist_info.endswith(".dist-info"):
+            continue
+        for requirement in requires_dist(dist.dist_info):
+            spec, _, marker = requirement.partition(";")
+            if marker.strip() and not marker_true(marker.strip(), env):
+                continue
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+            if not match or canonical(match.group(1)) in seen:
+                continue
+            name = canonical(match.group(1))
+            seen.add(name)
+            if name in installed:
+                queue.append(name)
+            else:
+                missing.append((match.group(1), spec.strip(), dist.name))
+    return missing
 
 
 # ---------------------------------------------------------------------------------------- install
@@ -582,12 +795,45 @@ def _on_default_path(folder):
     return any(os.path.realpath(p) == real for p in sys.path if p)
 
 
+class OutputError(Exception):
+    """-o names something a whole-file replace must not touch (a device, FIFO, socket, folder)."""
+
+
+def resolve_output(path):
+    """offlinepack/atomic.py's rules, standard library only: the regular file a write to `path` replaces.
+    A symlink is written through (its final target is replaced, the link stays); a device, FIFO, socket or
+    folder is refused (a rename would turn /dev/full into a regular file)."""
+    real = os.path.realpath(path)
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        return real
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    for test, kind in kinds:
+        if test(info.st_mode):
+            raise OutputError("%s%s is %s, not a regular file; nothing was written"
+                              % (path, "" if real == os.path.abspath(path) else " (-> %s)" % real, kind))
+    return real
+
+
 def _write_json_atomic(path, data):
-    fd, tmp = tempfile.mkstemp(prefix=".offlinepack-tmp-", dir=os.path.dirname(path))
+    """Old content or new, never a partial file; a new file gets the umask's mode, an existing one keeps its."""
+    real = resolve_output(path)
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
+    fd, tmp = tempfile.mkstemp(prefix=".offlinepack-tmp-", dir=os.path.dirname(real))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
-        os.replace(tmp, path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, real)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -625,6 +871,8 @@ def repair(site_dir):
     except OSError:
         stale = []
     for path in stale:
+        if _in_use(path):
+            continue  # another install is writing there now; cleaned by a later run once it is done
         _remove(path)
         removed.append(path)
     return removed
@@ -636,6 +884,10 @@ def find_uv(datasets):
     if found:
         return found
     for ds in datasets:
+        if ds.error:
+            continue  # a damaged manifest: nothing of this folder is used, not even its uv
+        listed = {os.path.basename(f.get("path", "")): f.get("sha256") for p in (ds.manifest or {}).get("packages", [])
+                  for f in p.get("files", [])}
         binary = os.path.join(ds.path, "uv")
         if os.path.isfile(binary) and os.access(binary, os.X_OK):
             return binary
@@ -643,6 +895,8 @@ def find_uv(datasets):
             parsed = parse_wheel_filename(wheel)
             if not parsed or parsed[0] != "uv" or not parsed[2] & set(sys_tags()):
                 continue
+            if listed.get(wheel) and sha256_file(os.path.join(ds.path, wheel)) != listed[wheel].lower():
+                continue  # the manifest's uv, but not the bytes it names
             dest = os.path.join(tempfile.gettempdir(), "offlinepack-uv-%s" % parsed[1])
             exe = os.path.join(dest, "uv")
             if not os.path.exists(exe):
@@ -704,6 +958,64 @@ def _fix_record(dist_info, site_dir, scripts_dir):
             handle.write(out.getvalue())
 
 
+def _die_with_parent():
+    """A preexec_fn asking Linux to SIGKILL the child when this process dies (PR_SET_PDEATHSIG); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def arm():
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+    return arm
+
+
+def _hold_staging_lock(staging):
+    """An exclusive lock on `<staging>.lock` (fd, or None without fcntl), held by us and by the installer."""
+    try:
+        import fcntl
+        fd = os.open(staging + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+    except (ImportError, OSError):
+        return None
+
+
+def _release_staging_lock(staging, fd):
+    if fd is None:
+        return
+    try:
+        os.unlink(staging + ".lock")
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _in_use(path):
+    """Whether a staging entry's lock is held: an installer (ours or an orphan's) is still writing there."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    lock = (path[:-len(".lock")] if path.endswith(".lock") else path) + ".lock"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def install(files, target, choice, uv):
     """Install `files` (verified wheels) into target.site without touching anything already there.
 
@@ -714,9 +1026,13 @@ def install(files, target, choice, uv):
     """
     os.makedirs(target.site, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target.site)
+    lock = _hold_staging_lock(staging)
     try:
         env = dict(os.environ, PIP_NO_INPUT="1", UV_NO_PROGRESS="1", PYTHONDONTWRITEBYTECODE="1")
-        proc = subprocess.run(installer_command(choice, uv, staging, files), capture_output=True, text=True, env=env)
+        # the installer dies with bootstrap (a killed cell): an orphan must not write into a staging folder
+        # after the next run cleaned it; it also holds the staging lock while it lives, so repair() skips it
+        proc = subprocess.run(installer_command(choice, uv, staging, files), capture_output=True, text=True, env=env,
+                              preexec_fn=_die_with_parent(), pass_fds=(lock,) if lock is not None else ())
         if proc.returncode != 0:
             raise RuntimeError("%s failed (exit %d): %s" % (choice, proc.returncode, (proc.stderr or proc.stdout).strip()[-2000:]))
         scripts_src = os.path.join(staging, "bin")
@@ -748,6 +1064,7 @@ def install(files, target, choice, uv):
         os.unlink(os.path.join(target.site, JOURNAL))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        _release_staging_lock(staging, lock)
 
 
 # ---------------------------------------------------------------------------------------- the whole run
@@ -770,6 +1087,10 @@ class Options:
                         target=environ.get("OFFLINEPACK_TARGET") or None,
                         installer=environ.get("OFFLINEPACK_INSTALLER") or None)
         defaults.update({k: v for k, v in kwargs.items() if v is not None})
+        # absolute: the PYTHONPATH line printed for later processes must work from any folder
+        defaults["kaggle_root"] = os.path.abspath(defaults["kaggle_root"])
+        if defaults.get("target"):
+            defaults["target"] = os.path.abspath(defaults["target"])
         return cls(**defaults)
 
 
@@ -789,7 +1110,7 @@ def bootstrap(options, tags=None):
         "python": {"executable": sys.executable, "version": platform.python_version(), "tags": tags[:3]},
         "searched": [asdict(p) for p in probes],
         "datasets": [{"path": d.path, "origin": d.origin, "manifest": bool(d.manifest), "wheels": len(d.wheels),
-                      "error": d.error} for d in datasets],
+                      "error": d.error, "problems": d.problems or []} for d in datasets],
         "problems": [], "packages": [], "install": None, "repaired": [],
     }
     target = choose_target(options.target, options.kaggle_root) if options.install else None
@@ -802,7 +1123,11 @@ def bootstrap(options, tags=None):
             "notebook's Input panel (+ Add Input), or pass --wheels DIR / set OFFLINEPACK_WHEELS")
     for ds in datasets:
         if ds.error:
-            report["problems"].append("%s: unreadable manifest (%s); rebuild it with `offlinepack build`" % (ds.path, ds.error))
+            for problem in ds.problems or ():
+                report["problems"].append("%s: %s" % (os.path.join(ds.path, MANIFEST), problem))
+            report["problems"].append(
+                "%s: unreadable manifest (%s): nothing is installed from this folder; rebuild it with "
+                "`offlinepack build --force` and upload it again" % (ds.path, ds.error))
     installed = scan_installed(extra_paths + [p for p in sys.path if p])
     decisions = decide(datasets, installed, tags)
     todo = [d for d in decisions if d.status == "install"]
@@ -848,6 +1173,17 @@ def bootstrap(options, tags=None):
         report["install"] = report["install"] or {"target": target.site, "kind": target.kind, "on_path": False,
                                                   "note": target.note, "files": []}
         report["install"]["pythonpath"] = target.site
+    if options.install and not (report["install"] or {}).get("error"):
+        # "ready" must mean `python -m offlinepack` imports: its declared dependencies are all present
+        now = scan_installed([p for p in [target.site] if p] + [p for p in sys.path if p])
+        for name, requirement, needed_by in missing_dependencies(now):
+            decisions.append(Decision(
+                name, "", "dependency-missing", "fail",
+                "%s needs %s (Requires-Dist: %s), but neither the kernel nor the wheelhouse has it: "
+                "`python -m offlinepack` would fail to import" % (needed_by, name, requirement),
+                fix="rebuild the wheelhouse from a snapshot of this kernel (`python bootstrap.py snapshot -o "
+                    "kernel.json`, then `offlinepack build LOCK --target kernel.json`): build ships what the "
+                    "kernel lacks"))
     report["packages"] = [asdict(d) for d in decisions]
     report["exit_code"] = severity_code(decisions, bool(report["problems"]))
     report["status"] = {OK: "ready", DEGRADED: "ready with degradations", FAILED: "not ready"}[report["exit_code"]]
@@ -1010,13 +1346,18 @@ def _snapshot_main(args):
     if os.path.isdir(out):
         _usage_error("snapshot -o %s: that is a folder; give a file name, e.g. -o %s"
                      % (out, os.path.join(out, "kernel.json")))
-    data = snapshot(name)
+    hint = "hint: pass -o with a regular file in a writable folder (in a kernel: /kaggle/working/kernel.json)\n"
     try:
-        os.makedirs(os.path.dirname(out), exist_ok=True)
+        resolve_output(out)  # before the snapshot: a bad -o fails at once
+        data = snapshot(name)
+        os.makedirs(os.path.dirname(os.path.realpath(out)), exist_ok=True)
         _write_json_atomic(out, data)
+    except OutputError as error:
+        sys.stderr.write("error: cannot write %s\n%s" % (error, hint))
+        return FAILED
     except OSError as error:
-        sys.stderr.write("error: cannot write %s: %s\nhint: pass -o with a file in a writable folder "
-                         "(in a kernel: /kaggle/working/kernel.json)\n" % (out, error.strerror or error))
+        why = "disk full" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else error.strerror or error
+        sys.stderr.write("error: cannot write %s: %s (an existing file there is unchanged)\n%s" % (out, why, hint))
         return FAILED
     print("wrote %s: %s %s, %d tags, %d installed distributions" % (
         out, data["interpreter"]["implementation"], data["interpreter"]["version"], len(data["tags"]), len(data["installed"])))

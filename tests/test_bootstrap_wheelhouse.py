@@ -34,7 +34,9 @@ def _lock(path: Path, index_url: str, wheels: dict[str, Path], provided: dict[st
 @pytest.mark.slow
 def test_wheelhouse_built_by_offlinepack_installs_offline_into_the_kernel(tmp_path, local_index):
     offline = offline_prefix()
-    kernel = make_base_kernel(tmp_path / "kernel", "3.12", (("alpha", "1.0"),))
+    # offlinepack's own dependencies are in the kernel (as on Kaggle): bootstrap checks they are before "ready"
+    kernel = make_base_kernel(tmp_path / "kernel", "3.12",
+                              (("alpha", "1.0"), ("packaging", "25.0"), ("typer", "0.12.0"), ("rich", "13.0")))
     snapshot = tmp_path / "kernel.json"
     subprocess.run([str(kernel / "bin" / "python"), str(BOOTSTRAP), "snapshot", "-o", str(snapshot), "--name", "kernel"],
                    check=True, capture_output=True)

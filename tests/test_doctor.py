@@ -211,3 +211,18 @@ def test_require_gpu_fails_without_a_usable_cuda_device(tmp_path):
                                           "--output-dir", str(tmp_path)])
         checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
         assert result.exit_code == 2 and checks["cuda"]["status"] == "fail"
+
+
+def test_a_damaged_manifest_fails_with_each_problem_and_its_field_path(tmp_path):
+    """kernel.WheelDataset.problems carries bootstrap's per-field problems into doctor's wheelhouse line."""
+    root = tmp_path / "kaggle"
+    house = write_wheelhouse(root / "input" / "wheels", [{"wheel": make_wheel(tmp_path / "src", "numpy", NUMPY)}])
+    manifest = json.loads((house / "offlinepack.json").read_text())
+    manifest["target"]["tags"] = [5]
+    manifest["packages"][0]["name"] = 7
+    (house / "offlinepack.json").write_text(json.dumps(manifest))
+    report = run_checks(DoctorOptions(output_dir=root / "working", kaggle_root=root), torch_probe=lambda: GPU_KERNEL)
+    [wheelhouse] = [c for c in report.checks if c.name == "wheelhouse"]
+    assert wheelhouse.status == "fail"
+    assert "target.tags[0]: expected a string" in wheelhouse.detail, wheelhouse.detail
+    assert "packages[0].name: expected a string" in wheelhouse.detail, wheelhouse.detail

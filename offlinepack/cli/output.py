@@ -17,14 +17,15 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+FALLBACK_HINT = "fix what the error names and run the command again (`--help` lists every option)"
 
 
 def print_error(error: OfflinepackError) -> None:
     """`error:` one line per problem, then `hint:`; plain text so logs and tests read it as is."""
     for line in error.lines():
         err_console.print(f"error: {line}", markup=False)
-    if error.hint:
-        err_console.print(f"hint: {error.hint}", markup=False)
+    # every error ends with a hint (README, Guarantees); a specific one where the code knows the fix
+    err_console.print(f"hint: {error.hint or FALLBACK_HINT}", markup=False)
 
 
 def reports_errors(func: F) -> F:

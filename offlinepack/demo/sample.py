@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from offlinepack.atomic import resolve_output
 from offlinepack.demo.synthetic import make_sheet_volume
 
 DEMO_ID = "1000001"
@@ -18,7 +19,7 @@ def write_lzw_tiff(volume: np.ndarray, path: Path) -> Path:
     """A multipage uint8 TIFF, LZW like the competition's; Pillow writes LZW without imagecodecs."""
     from PIL import Image
 
-    path = Path(path)
+    path = resolve_output(path)  # through a link; never onto a device
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pages = [Image.fromarray(np.ascontiguousarray(page)) for page in volume]
     try:

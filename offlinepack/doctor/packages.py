@@ -20,7 +20,9 @@ def package_checks(options: DoctorOptions, tags: list[str] | None = None) -> lis
     searched = ", ".join(sorted({p.path for p in report.searched}))
     unreadable = [d for d in datasets if d.error]
     if unreadable:
-        checks.append(Check("wheelhouse", "fail", "; ".join(f"{d.path}: {d.error}" for d in unreadable),
+        # each field problem too: a doctor that says only "2 problems" makes users go and look
+        checks.append(Check("wheelhouse", "fail", "; ".join(
+            f"{d.path}: {d.error}" + "".join(f"; {p}" for p in d.problems) for d in unreadable),
                             "rebuild the wheelhouse with `offlinepack build --force` and upload it again"))
     elif datasets:
         absent = [p.path for p in report.searched if p.origin == "--wheels"

@@ -15,11 +15,10 @@ from typing import Any
 
 from offlinepack.errors import OfflinepackError
 from offlinepack.files import read_json
-from offlinepack.kernel_target.model import MARKER_KEYS, InstalledDistribution, Target
+from offlinepack.kernel_target.model import MARKER_KEYS, RESNAP_HINT, InstalledDistribution, Target
 
 ENV_FILE = "env.json"
 INSPECT_FILE = "pip-inspect.json"
-
 
 def is_inspect_folder(path: Path) -> bool:
     return path.is_dir() and (path / ENV_FILE).is_file() and (path / INSPECT_FILE).is_file()
@@ -50,11 +49,11 @@ def installed_from_inspect(data: Any, source: str, problems: list[str]) -> tuple
 def target_from_inspect_folder(folder: Path, name: str | None = None) -> Target:
     """Read `env.json` + `pip-inspect.json` from `folder`; every problem is reported at once."""
     folder = Path(folder)
-    env = read_json(folder / ENV_FILE)
-    inspect = read_json(folder / INSPECT_FILE)
+    env = read_json(folder / ENV_FILE, hint=RESNAP_HINT)
+    inspect = read_json(folder / INSPECT_FILE, hint=RESNAP_HINT)
     problems: list[str] = []
     if not isinstance(env, Mapping):
-        raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object")
+        raise OfflinepackError(f"{folder / ENV_FILE}: expected a JSON object", hint=RESNAP_HINT)
     markers = env.get("marker_environment")
     if not isinstance(markers, Mapping):
         problems.append(f"{folder / ENV_FILE}: marker_environment: expected object")

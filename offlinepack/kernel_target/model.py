@@ -47,6 +47,11 @@ MARKER_KEYS = (
     "sys_platform",
 )
 
+# a damaged or cut-short target file: the way to a good one
+RESNAP_HINT = ("capture the kernel again: `python bootstrap.py snapshot -o kernel.json` "
+               "(or `offlinepack snapshot -o FILE`), "
+               "or pass a built-in --target (see `offlinepack targets`)")
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InstalledDistribution:
@@ -129,7 +134,7 @@ def _expect(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
 def parse_target(data: Any, source: str = "<target>") -> Target:
     """Validate a decoded target file; every problem is reported at once, each with its field path."""
     if not isinstance(data, Mapping):
-        raise OfflinepackError(f"{source}: a target file must hold a JSON object")
+        raise OfflinepackError(f"{source}: a target file must hold a JSON object", hint=RESNAP_HINT)
     problems: list[str] = []
     if data.get("format") != FORMAT:
         # not a target file at all: its fields would each be "missing" (hundreds of lines for a pip inspect)
@@ -147,6 +152,11 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
     markers = _expect(data, "markers", Mapping, "", problems)
     tags = _expect(data, "tags", list, "", problems)
     installed_raw = data.get("installed", [])
+    if not isinstance(data.get("approximate", False), bool):
+        problems.append(f"approximate: expected true or false, got {_json_kind(type(data['approximate']))}")
+    for key in ("libc", "libc_version"):
+        if platform and platform.get(key) is not None and not isinstance(platform[key], str):
+            problems.append(f"platform.{key}: expected string, got {_json_kind(type(platform[key]))}")
     implementation = _expect(interpreter, "implementation", str, "interpreter.", problems) if interpreter else None
     version = _expect(interpreter, "version", str, "interpreter.", problems) if interpreter else None
     system = _expect(platform, "system", str, "platform.", problems) if platform else None
@@ -204,7 +214,7 @@ def parse_target(data: Any, source: str = "<target>") -> Target:
 
 
 def load_target_file(path: Path) -> Target:
-    return parse_target(read_json(path, "target file "), source=str(path))
+    return parse_target(read_json(path, "target file ", hint=RESNAP_HINT), source=str(path))
 
 
 def dump_target(target: Target, path: Path) -> None:

@@ -4,11 +4,14 @@ Two record types share a file:
 - `{"type": "run", "run_id": ..., "started": ..., "finished": ..., ...}`: one per `offlinepack run`;
 - `{"type": "note", "run_id": ..., "time": ..., "public_lb": ..., "private_lb": ..., "text": ...}`:
   appended by `offlinepack runs note`; listing merges notes into their run (the latest value wins).
-Appending only means a crash mid-run can at worst leave one torn last line, which reading skips.
+Appending only means a crash mid-run can at worst leave one torn last line. The next append starts on a
+new line (never glued onto the torn one), and reading skips the damaged part of a line but keeps any
+complete record after it (ledgers torn before that rule existed hold `{"run_id": "a", "sta{"type": ...}`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -17,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
 
 LEDGER_NAME = "offlinepack-runs.jsonl"
@@ -74,21 +78,62 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def append_record(path: Path, record: dict[str, Any]) -> Path:
-    """Append one record as one line, flushed to disk before returning."""
+    """Append one record as one line, flushed to disk before returning.
+
+    If the file does not end with a newline (a torn last line from a killed run), a newline is written
+    first, so the new record is a line of its own. One write call per record: concurrent appenders
+    (O_APPEND) never interleave inside a line.
+    """
     path = Path(path)
-    line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":"))
+    line = json.dumps(record, sort_keys=False, default=str, separators=(",", ":")) + "\n"
+    path = resolve_output(path, hint=_LEDGER_HINT)  # appended through a link; never a device or FIFO
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        with open(path, "a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            torn = False
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                torn = handle.read(1) != b"\n"
+            handle.write((b"\n" if torn else b"") + line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
         raise OfflinepackError(
-            f"cannot append to the run ledger {path}: {error.strerror or error}",
-            hint="pass --ledger with a writable file",
+            f"cannot append to the run ledger {path}: {_why(error)}",
+            hint=_LEDGER_HINT + (" (the ledger was not changed; free some disk space)" if error.errno in _FULL
+                                 else " (the ledger was not changed)"),
         ) from error
     return path
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_LEDGER_HINT = "pass --ledger with a regular file in a folder you can write to"
+
+
+def _why(error: OSError) -> str:
+    return "disk full" if error.errno in _FULL else error.strerror or str(error)
+
+
+def _record_in(raw: bytes) -> tuple[Any, bool]:
+    """(the JSON value on one line or None, whether the whole line was that value). A line whose start
+    was torn still yields the complete object glued after it (`{"run_id": "a", "sta{"type": "note", ...}`)."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text), "\ufffd" not in text
+    except json.JSONDecodeError:
+        pass
+    decoder = json.JSONDecoder()
+    start = text.find("{", 1)
+    while start != -1:
+        try:
+            value, end = decoder.raw_decode(text, start)
+            if not text[end:].strip():
+                return value, False
+        except json.JSONDecodeError:
+            pass
+        start = text.find("{", start + 1)
+    return None, False
 
 
 def read_ledger(path: Path) -> Ledger:
@@ -96,6 +141,7 @@ def read_ledger(path: Path) -> Ledger:
     path = Path(path)
     if not path.exists():
         return Ledger(path, ())
+    resolve_output(path, hint="pass --ledger with the offlinepack-runs.jsonl file")  # a FIFO would block forever
     runs: dict[str, dict[str, Any]] = {}
     notes: dict[str, list[dict[str, Any]]] = {}
     skipped: list[int] = []
@@ -103,27 +149,27 @@ def read_ledger(path: Path) -> Ledger:
         data = path.read_bytes()
     except OSError as error:
         raise OfflinepackError(
-            f"cannot read the run ledger {path}: {error.strerror or error}",
+            f"cannot read the run ledger {path}: {_why(error)}",
             hint="pass --ledger with a readable offlinepack-runs.jsonl file",
         ) from error
-    # bytes, line by line: one damaged line (torn write, binary junk) is skipped, not fatal
+    # bytes, line by line: one damaged line (torn write, binary junk) is skipped, not fatal, and a
+    # complete record glued after a torn one is still read
     for number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        record, whole = _record_in(raw)
+        if not whole:
             skipped.append(number)
-            continue
         if not isinstance(record, dict) or "run_id" not in record:
-            skipped.append(number)
+            if whole:
+                skipped.append(number)
             continue
         kind = record.get("type", "run")
         if kind == "note":
             notes.setdefault(str(record["run_id"]), []).append(record)
         elif kind == "run":
             runs[str(record["run_id"])] = record
-        else:
+        elif whole:
             skipped.append(number)
     entries = tuple(RunEntry(record, tuple(notes.get(run_id, ()))) for run_id, record in runs.items())
     return Ledger(path, entries, tuple(skipped))
@@ -178,7 +224,8 @@ def add_note(
 ) -> dict[str, Any]:
     """Append a note record to the run `run_ref` (id or unique prefix); returns the record written."""
     if public_lb is None and private_lb is None and not text:
-        raise OfflinepackError("a note needs --public-lb, --private-lb or --text")
+        raise OfflinepackError("a note needs --public-lb, --private-lb or --text",
+                               hint="e.g. `offlinepack runs note RUN --public-lb 0.581 --text \"fold 0\"`")
     run = find_run(read_ledger(path), run_ref)
     record = {
         "type": "note",

@@ -82,7 +82,8 @@ def uv_platform(target: Target) -> UvPlatform:
     glibc = tuple(int(x) for x in (target.libc_version or "2.17").split(".")[:2])
     levels = [level for level in _UV_MANYLINUX if level <= glibc]
     if not levels:
-        raise OfflinepackError(f"target {target.name}: glibc {target.libc_version} is older than manylinux_2_17")
+        raise OfflinepackError(f"target {target.name}: glibc {target.libc_version} is older than manylinux_2_17",
+                               hint="lock for a newer kernel image (snapshot it with `python bootstrap.py snapshot`)")
     major, minor = levels[-1]
     wanted = f"-manylinux_{major}_{minor}_{arch}"
     stub = next((tag for tag in target.tags if tag.endswith(wanted) and "-none-" not in tag), target.tags[0])

@@ -20,7 +20,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from offlinepack.atomic import write_text_atomically
+from offlinepack.atomic import resolve_output, write_text_atomically
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import InstalledDistribution, Target
 from offlinepack.kernel_target.requirements import applicable_requirements
@@ -95,9 +95,19 @@ class _Context:
         return path
 
 
-def _network_error(run: engine.UvRun, index_url: str | None) -> OfflinepackError:
+def _network_error(run: engine.UvRun, index_url: str | None,
+                   direct: Sequence[InputRequirement] = ()) -> OfflinepackError:
+    problem = engine.network_problem(run) or ""
+    # a `name @ URL` requirement is fetched from its own host, not the index: name what failed
+    for item in direct:
+        url = item.requirement.url
+        if url and url in problem:
+            return OfflinepackError(
+                f"cannot download {url} ({item.source}: {item.requirement.name} @ URL): {problem}",
+                hint="check that URL and the network; or download the file and put it in a folder passed with "
+                     "--find-links DIR (then require it by name)")
     where = index_url or "the default package index"
-    return OfflinepackError(f"cannot reach {where}: {engine.network_problem(run)}",
+    return OfflinepackError(f"cannot reach {where}: {problem}",
                             hint="check the network (or --index-url); local files work with --find-links DIR")
 
 
@@ -166,7 +176,7 @@ def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engin
             continue
         alone = ctx.compile(ctx.write(f"alone-{i}.in", [str(item.requirement)]), hold=False, no_deps=True)
         if engine.network_problem(alone):
-            return _network_error(alone, ctx.options.index_url)
+            return _network_error(alone, ctx.options.index_url, direct)
         if alone.ok:
             usable.append(item)
         else:
@@ -192,10 +202,12 @@ def _diagnose(ctx: _Context, direct: Sequence[InputRequirement], held_run: engin
                      + " (installs another version over the kernel's)")
     elif not run.ok and not problems:
         problems.append(f"the requirements conflict among themselves: {_summary(run)}")
+        hints.append("relax or remove one of the pins named above (two requirements that want different "
+                     "versions of one package), then lock again")
     if not problems:
         problems.append(_summary(held_run))
     return OfflinepackError(f"cannot lock for target {target.name}", problems=problems,
-                            hint="; ".join(hints) or None)
+                            hint="; ".join(hints) or "fix the requirement named above, then lock again")
 
 
 def _head(conflict: Conflict) -> str:
@@ -287,6 +299,10 @@ def _check_sources(options: LockOptions) -> None:
     problems += [f"--find-links {path}: no such folder" for path in options.find_links if not Path(path).is_dir()]
     if Path(options.output).resolve() in {Path(p).resolve() for p in options.requirements}:
         problems.append(f"-o {options.output} is one of the requirement files: the lock would overwrite it")
+    try:  # a device, FIFO or folder as -o fails now, not after the resolve
+        resolve_output(options.output)
+    except OfflinepackError as error:
+        problems.append(error.message)
     if problems:
         raise OfflinepackError("cannot lock: bad options", problems=problems,
                                hint="-o pylock.toml; --index-url https://HOST/simple/ (a PEP 503 index); "
@@ -312,7 +328,7 @@ def lock_requirements(options: LockOptions) -> LockResult:
         run = ctx.compile(ctx.write("requirements.in", [str(r.requirement) for r in direct]), hold=True)
         if not run.ok:
             if engine.network_problem(run):
-                raise _network_error(run, options.index_url)
+                raise _network_error(run, options.index_url, direct)
             raise _diagnose(ctx, direct, run)
         problems: list[str] = []
         packages: dict[str, LockedPackage] = {}
@@ -332,7 +348,9 @@ def lock_requirements(options: LockOptions) -> LockResult:
             if key in installed:
                 replaced.append((installed[key].name, installed[key].version, version))
         if problems:
-            raise OfflinepackError(f"cannot lock for target {target.name}", problems=problems)
+            raise OfflinepackError(f"cannot lock for target {target.name}", problems=problems,
+                                   hint="pick versions that have a wheel for the target (or an sdist), or "
+                                        "provide one with --find-links DIR")
         held_back = _held_back(ctx, direct, packages)
     warnings += _replacement_warnings(target, replaced)
     optional = tuple(sorted({canonicalize_name(n) for n in options.optional} & set(packages)))
@@ -354,7 +372,8 @@ def lock_requirements(options: LockOptions) -> LockResult:
                          requires_python=f"=={target.python_minor}.*", tool=tool,
                          portable=options.portable)
     validate_pylock(text, str(options.output))
-    write_text_atomically(options.output, text)
+    write_text_atomically(options.output, text,
+                          hint="pass -o with a file in a folder you can write to (the old lock is kept)")
     return LockResult(output=options.output, target=target.name, packages=tuple(packages.values()),
                       provided=tuple(sorted(provided)), replaced=tuple(replaced), held_back=held_back,
                       optional=optional, warnings=tuple(warnings))

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from offlinepack.atomic import output_folder
 from offlinepack.models.errors import ModelLoadError, check_state_dict, read_json_object
 
 FORMAT = "offlinepack-unet"
@@ -152,7 +153,7 @@ def save_checkpoint(model: nn.Module, config: UNetConfig, path: Path | str) -> P
     only once the new one is complete."""
     from safetensors.torch import save_file
 
-    path = Path(path)
+    path = output_folder(path)  # through a link: the link stays, its target is replaced
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     check_state_dict(build_unet(config).state_dict(), state, str(path))

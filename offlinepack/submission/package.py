@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
 from offlinepack.hashing import sha256_file
 from offlinepack.submission.validate import ValidationReport, validate_submission
@@ -51,7 +52,8 @@ def write_submission_zip(
     that writes the temp zip (a parameter so a test can make it fail like a full disk does).
     """
     output = Path(output)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    real = resolve_output(output, hint="pick another output with -o")  # through a link; never onto a device
+    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
     try:
         try:
             writer(mask_files, tmp)
@@ -68,7 +70,7 @@ def write_submission_zip(
             )
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
-        os.replace(tmp, output)
+        os.replace(tmp, real)
     finally:
         tmp.unlink(missing_ok=True)
     return ZipResult(output, digest, size, len(mask_files), report)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
 
 COMPRESSION = "zlib"  # TIFF compression 8 (Adobe deflate)
@@ -25,10 +26,11 @@ def write_mask_tiff(mask: np.ndarray, path: Path, compression: str | None = COMP
     if mask.dtype != np.uint8:
         raise OfflinepackError(f"a mask must be uint8, got {mask.dtype} for {path.name}")
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    real = resolve_output(path)
+    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
     try:
         _write_tiff(np.ascontiguousarray(mask), tmp, compression)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -7,7 +7,6 @@ was (absent, or the previous wheelhouse) and no temporary folder behind.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from offlinepack import __version__
+from offlinepack.atomic import DISK_FULL, output_folder, why
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel import find_bootstrap
 from offlinepack.kernel_target import Target
@@ -108,9 +108,10 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
     problems: list[str] = []
     hints: list[str] = []
     lock = plan = meta = None
-    output = Path(options.output)
+    output = output_folder(options.output)
     if output.exists() and not output.is_dir():
-        problems.append(f"output {output} exists and is not a folder")
+        problems.append(f"output {options.output} exists and is not a folder")
+        hints.append("-o names the wheelhouse folder to create, e.g. -o vesuvius-wheels")
     elif output.exists() and not options.force:
         problems.append(f"output {output} already exists (pass --force to replace it once the new one is complete)")
     elif output.exists() and not _is_wheelhouse_or_empty(output):
@@ -255,11 +256,15 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
         own = own_future.result() if own_future is not None else None
     if fetched.problems:
         unreachable = any(p.startswith(("cannot download", "cannot find")) for p in fetched.problems)
+        unstored = any(p.startswith("cannot store") for p in fetched.problems)
         mismatch = any(p.startswith("hash mismatch") for p in fetched.problems)
         hints = []
         if unreachable:
             hints.append("check the network or the index; files already fetched stay cached in "
                          f"{cache_root} and are not fetched again")
+        if unstored:
+            hints.append(f"the cache folder {cache_root} cannot take the files: free space there, or pass "
+                         "--cache-dir DIR (or set $OFFLINEPACK_CACHE) on another disk")
         if mismatch:
             hints.append("the index serves other bytes than the lock names: lock again with `offlinepack lock` "
                          "(or use the index the lock was made with); a file that fails its hash is never kept")
@@ -285,24 +290,35 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
     new_lock = rewrite_lock(lock, lock_files, extra_lock_packages, created_by=f"offlinepack {__version__}")
     bootstrap = find_bootstrap()
 
-    output = Path(options.output)
+    output = output_folder(options.output)
     staging: Path | None = None
+    writing = ""
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
         for name, source in sources.items():
+            writing = name
             place(source, staging / name)
+        writing = BOOTSTRAP_NAME
         shutil.copyfile(bootstrap, staging / BOOTSTRAP_NAME)
+        writing = LOCK_NAME
         (staging / LOCK_NAME).write_text(dumps_pylock(new_lock), encoding="utf-8")
+        writing = METADATA_NAME
         _write_json(staging / METADATA_NAME, meta.to_dict())
+        writing = MANIFEST_NAME
         _write_json(staging / MANIFEST_NAME, manifest(options.target, files, lock.provided))
+        writing = ""
         os.chmod(staging, 0o755)
         replaced = _swap_into_place(staging, output)
         staging = None
     except OSError as error:
-        why = "disk full" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else error.strerror
+        # name the output being written, not the cache file it was copied from (error.filename may be either)
+        what = f" (while writing {writing})" if writing else ""
+        full = error.errno in DISK_FULL
         raise OfflinepackError(
-            f"writing the wheelhouse next to {output} failed: {why} ({error.filename or output.parent}); "
-            f"{output} was left as it was",
+            f"writing the wheelhouse into {output.parent} failed: {why(error)}{what}; "
+            f"{options.output} was left as it was",
+            hint=("free space where -o points (the wheelhouse needs about the size of its wheels), or pass -o "
+                  "on another disk" if full else "pass -o with a folder you can write to"),
         ) from None
     finally:
         if staging is not None:

@@ -14,6 +14,7 @@ PLACEHOLDER_OWNER = "INSERT_KAGGLE_USERNAME"
 DEFAULT_LICENSE = "CC0-1.0"
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _OWNER = re.compile(r"^[A-Za-z0-9_-]+$")
+_LICENSE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]*$")  # one name: "GPL-2.0 MIT" is two
 SLUG_MIN, SLUG_MAX = 6, 50  # what `kaggle datasets create` checks before uploading (as for the title)
 
 
@@ -65,6 +66,9 @@ def dataset_metadata(*, dataset_id: str | None, title: str | None, license: str 
                             "and must not start or end with '-'")
     if not license.strip():
         problems.append("dataset license is empty; Kaggle needs exactly one, e.g. CC0-1.0")
+    elif not _LICENSE.match(license):
+        problems.append(f"dataset license {license!r} is not one license name: Kaggle takes exactly one "
+                        "(e.g. CC0-1.0, CC-BY-SA-4.0, GPL-2.0, ODbL-1.0, other)")
     raise_if_problems(problems, "invalid dataset metadata",
                       hint="pass --dataset-id owner/slug, --title TEXT (6-50 characters) and --license NAME")
     return DatasetMetadata(title=title, id=dataset_id, license=license, placeholder=placeholder)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from offlinepack.atomic import why
 from offlinepack.errors import OfflinepackError
 from offlinepack.wheelhouse.cache import Cache
 from offlinepack.wheelhouse.index import locate
@@ -48,24 +49,55 @@ class FetchResult:
 def _fetch_one(item: PlannedFile, cache: Cache, progress: ProgressCallback, timeout: float) -> tuple[Path, int]:
     import urllib.request  # lazily: a warm rebuild never downloads, and this import is the slowest here
 
-    staging = cache.staging()
+    try:
+        staging = cache.staging()
+    except OSError as error:
+        raise CacheWriteError(error) from error
     part = staging / item.filename
     done = 0
     try:
         request = urllib.request.Request(item.url, headers={"User-Agent": "offlinepack"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else item.size
-            progress(Progress(stage="download", filename=item.filename, done=0, total=total))
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                done += len(chunk)
-                progress(Progress(stage="download", filename=item.filename, done=done, total=total))
-        path, _ = cache.add(part, item.filename, item.sha256, item.url)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            try:
+                out = open(part, "wb")
+            except OSError as error:
+                raise CacheWriteError(error) from error
+            try:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else item.size
+                progress(Progress(stage="download", filename=item.filename, done=0, total=total))
+                while chunk := response.read(1 << 16):
+                    try:
+                        out.write(chunk)
+                    except OSError as error:  # the cache's disk, not the network
+                        raise CacheWriteError(error) from error
+                    done += len(chunk)
+                    progress(Progress(stage="download", filename=item.filename, done=done, total=total))
+                try:
+                    out.flush()  # a full disk shows here for the last buffered bytes
+                except OSError as error:
+                    raise CacheWriteError(error) from error
+            finally:
+                try:
+                    out.close()
+                except OSError:  # flush() above reported a full disk; a short file would fail its hash anyway
+                    pass
+        try:
+            path, _ = cache.add(part, item.filename, item.sha256, item.url)
+        except OSError as error:
+            raise CacheWriteError(error) from error
         progress(Progress(stage="download", filename=item.filename, done=done, total=total, finished=True))
         return path, done
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class CacheWriteError(Exception):
+    """Writing into the download cache failed (disk full, read-only): not a network problem."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _describe(error: BaseException) -> str:
@@ -113,6 +145,9 @@ def fetch_all(files: Sequence[PlannedFile], cache: Cache, *, jobs: int = 8, prog
                     path, size = future.result()
                 except OfflinepackError as error:  # hash mismatch: the message says it all
                     problems.append(error.message)
+                except CacheWriteError as error:
+                    problems.append(f"cannot store {item.filename} ({item.package} {item.version}) in the cache "
+                                    f"{cache.root}: {why(error.error)}")
                 except (OSError, ValueError) as error:  # URLError is an OSError; ValueError: bad URL
                     problems.append(f"cannot download {item.filename} ({item.package} {item.version}) from "
                                     f"{item.url}: {_describe(error)}")
