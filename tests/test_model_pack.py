@@ -27,7 +27,8 @@ def add_training_state(folder: Path, folds=(0, 1)) -> None:
     for fold in folds:
         path = folder / f"fold_{fold}" / "checkpoint_final.pth"
         checkpoint = torch.load(path, weights_only=False)
-        params = [torch.nn.Parameter(t.clone().float()) for t in checkpoint["network_weights"].values() if t.is_floating_point()]
+        unique = {t.data_ptr(): t for t in checkpoint["network_weights"].values()}  # the decoder shares the encoder's
+        params = [torch.nn.Parameter(t.clone().float()) for t in unique.values() if t.is_floating_point()]
         optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.99, nesterov=True)
         sum(p.sum() for p in params).backward()
         optimizer.step()
@@ -58,6 +59,10 @@ def test_nnunet_pack_keeps_what_inference_reads_and_both_loaders_load_it(tmp_pat
     assert model.path == "." and model.folds == ("1",)
     assert model.size_after < model.size_before * 0.75  # the momentum buffer alone equals the weights
     assert model.source_folder_size > model.size_before  # checkpoint_best, fold 0, validation, logs not copied
+    original = torch.load(source / "fold_1" / "checkpoint_final.pth", weights_only=False)
+    torch.save(original["network_weights"], tmp_path / "weights-only.pth")
+    packed_file = (pack / "fold_1" / "checkpoint_final.pth").stat().st_size
+    assert packed_file < (tmp_path / "weights-only.pth").stat().st_size + 20_000  # shared encoder tensors kept shared
     manifest = json.loads((pack / PACK_MANIFEST).read_text())
     assert manifest["dataset_id"] == "alice/vesuvius-model"
     for entry in manifest["models"][0]["files"]:

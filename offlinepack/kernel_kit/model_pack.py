@@ -128,12 +128,15 @@ def strip_nnunet_checkpoint(source: Path, destination: Path, half: bool) -> None
 
     checkpoint = _load_checkpoint(source)
     kept: dict[str, Any] = {k: checkpoint[k] for k in KEPT_CHECKPOINT_KEYS if k in checkpoint}
-    weights = {}
+    weights, converted = {}, {}
     for key, tensor in checkpoint["network_weights"].items():
-        tensor = tensor.detach().cpu()
-        if half and tensor.is_floating_point():
-            tensor = tensor.half()
-        weights[key] = tensor.clone().contiguous()  # a view would save its whole storage
+        # the decoder holds the encoder, so a state dict names each encoder tensor twice over one storage:
+        # keep them shared (torch.save writes a storage once), or the file doubles
+        ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+        if ident not in converted:
+            tensor = tensor.detach().cpu()
+            converted[ident] = tensor.half() if half and tensor.is_floating_point() else tensor
+        weights[key] = converted[ident]
     kept["network_weights"] = weights
     init_args = kept.get("init_args")
     if isinstance(init_args, Mapping) and "device" in init_args:
