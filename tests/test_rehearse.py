@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from offlinepack.cli.app import app
 from offlinepack.demo import DEMO_CHECKPOINT, write_demo_input
 from offlinepack.kernel_kit.kernel_init import init_kernel
+from offlinepack.kernel_kit.model_pack import pack_models
 from offlinepack.kernel_kit.sandbox import namespaces_allowed
 from offlinepack.wheelhouse.cache import default_cache_dir
 from offlinepack.wheelhouse.selfwheel import offlinepack_wheel
@@ -149,8 +150,7 @@ def test_full_replay_of_the_demo_kernel_offline(tmp_path):
     own = offlinepack_wheel(default_cache_dir()).path
     wheels = write_wheelhouse(tmp_path / "wheels", [{"wheel": own}], [{"name": "numpy", "version": "2.4.6"}],
                               python_version="3.11.7")
-    model = tmp_path / "model"
-    shutil.copytree(DEMO_CHECKPOINT, model)
+    model = pack_models([DEMO_CHECKPOINT], tmp_path / "model", dataset_id="alice/demo-model").output
     competition = write_demo_input(tmp_path / "competition")
     kernel = init_kernel(tmp_path / "kernel", wheels="alice/demo-wheels", models=["alice/demo-model"],
                          run_args="--mirror-axes none").output
@@ -169,5 +169,7 @@ def test_full_replay_of_the_demo_kernel_offline(tmp_path):
     record = json.loads((work / "working" / "offlinepack-runs.jsonl").read_text().splitlines()[-1])
     assert record["status"] == "ok"
     assert record["models"][0]["path"] == "/kaggle/input/demo-model/config.json"
+    assert [(p["manifest"], p["dataset_id"]) for p in record["model_packs"]] == [
+        ("/kaggle/input/demo-model/offlinepack-models.json", "alice/demo-model")]
     # the cells saw no network: the ledger cell printed the record, which says where inputs were read
     assert record["input"]["root"].startswith("/kaggle/input/")

@@ -186,6 +186,8 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
         shutil.rmtree(working)
     working.mkdir(parents=True)
     mounts, network = sandbox.namespaces_allowed()
+    if environ.get("OFFLINEPACK_REHEARSE_FALLBACK"):  # the fallback root on a machine that allows namespaces
+        mounts = False
     in_sandbox_tmp = "/tmp" if mounts else str(work / "tmp")
     cell_env = {"PATH": os.pathsep.join([str(kernel_python.executable.parent), "/usr/local/bin", "/usr/bin", "/bin"]),
                 "HOME": f"{in_sandbox_tmp}/home", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
@@ -233,7 +235,9 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
                         "writable and the notebook's /kaggle paths are rewritten")
         command = [sys.executable, "-m", "offlinepack.kernel_kit.replay", str(work / "spec.json")]
         if network:
-            command = [shutil.which("unshare") or "unshare", "-rn", *command]
+            # loopback up: the Jupyter kernel talks to nbclient over 127.0.0.1
+            command = [shutil.which("unshare") or "unshare", "-rn", "sh", "-c",
+                       'ip link set lo up 2>/dev/null; exec "$@"', "sh", *command]
             isolation += ", no network"
         else:
             warnings.append("network namespaces are not allowed here: the cells ran with the network on")
@@ -251,7 +255,8 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
     report = json.loads(report_path.read_text())
     if report.get("error"):
         raise OfflinepackError(f"the Jupyter kernel did not start in the sandbox: {report['error']}",
-                               hint="install the kit extra (pip install 'offlinepack[kit]': nbclient, ipykernel)")
+                               hint="install the kit extra (pip install 'offlinepack[kit]': nbclient, ipykernel); "
+                                    f"the sandbox's files are in {work}")
     cells = [CellResult(cell=c["cell"], first_line=c["first_line"], status=c["status"], seconds=c["seconds"],
                         tail=tuple(c["tail"]), error=c["error"]) for c in report["cells"]]
     if kernel_python.stubs:
