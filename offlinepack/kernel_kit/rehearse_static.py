@@ -26,7 +26,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -203,8 +202,8 @@ def load_bootstrap(path: Path) -> ModuleType:
     return module
 
 
-def _wheel_metadata(path: Path) -> tuple[str | None, list[str], str | None]:
-    """(Requires-Python, Requires-Dist lines, Provides-Extra...) from a wheel's METADATA."""
+def _wheel_metadata(path: Path) -> tuple[str | None, list[str], str]:
+    """(Requires-Python, Requires-Dist lines, the METADATA's name in the archive) of a wheel."""
     with zipfile.ZipFile(path) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
         text = archive.read(name).decode("utf-8", "replace")
@@ -283,6 +282,15 @@ def check_wheelhouse(folder: Path, target: Target) -> tuple[list[Check], list[st
                 checks.append(Check(name=f"dependency {requirement.name}", status="fail",
                                     detail=f"{what} requires {requirement.name}{requirement.specifier}; {where} has {found}",
                                     fix="lock and build again for this target (the lock holds the target's versions)"))
+    ships_offlinepack = any(canonicalize_name(d.name) == "offlinepack" and d.status in ("install", "satisfied")
+                            for d in decisions)
+    if ships_offlinepack and "torch" not in have:
+        # never a Requires-Dist (the kernel's own CUDA build must be used), but `run` imports it
+        missing_deps += 1
+        checks.append(Check(name="dependency torch", status="fail",
+                            detail="offlinepack run imports torch, which the target does not have (the wheelhouse "
+                                   "never ships it: a GPU kernel's CUDA build is used)",
+                            fix="rehearse against a snapshot of a GPU kernel image (`python bootstrap.py snapshot`)"))
     if to_install and not missing_deps:
         checks.append(Check(name="dependencies", status="ok",
                             detail=f"every Requires-Dist of the {len(to_install)} wheel(s) to install (and offlinepack's "

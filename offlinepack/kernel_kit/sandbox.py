@@ -21,8 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
-import venv
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -255,7 +253,3 @@ def write_mounts(work: Path, binds: Sequence[tuple[str, Path, str]]) -> Path:
     path = work / "mounts.tsv"
     path.write_text("".join(f"{kind}\t{src}\t{dst}\n" for kind, src, dst in binds))
     return path
-
-
-def sysconfig_scripts() -> str:
-    return sysconfig.get_paths()["scripts"]
