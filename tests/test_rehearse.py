@@ -173,3 +173,29 @@ def test_full_replay_of_the_demo_kernel_offline(tmp_path):
         ("/kaggle/input/demo-model/offlinepack-models.json", "alice/demo-model")]
     # the cells saw no network: the ledger cell printed the record, which says where inputs were read
     assert record["input"]["root"].startswith("/kaggle/input/")
+
+
+def test_the_first_failing_cell_is_named_with_the_hint_the_command_printed(tmp_path):
+    from offlinepack.kernel_kit.rehearse import CellResult, Rehearsal
+    from offlinepack.kernel_kit.rehearse_static import Check
+
+    cells = (CellResult(cell=3, first_line="step(...bootstrap.py)", status="ok", seconds=3.0, tail=("ready",), error=None),
+             CellResult(cell=5, first_line="model_args = ...", status="error", seconds=9.0,
+                        tail=("error: cannot start the run", "error: model path /kaggle/input/m/x does not exist",
+                              "hint: check the paths; in a kernel, attached datasets and models are under /kaggle/input/"),
+                        error="RuntimeError: exit code 2 (expected 0)"),
+             CellResult(cell=6, first_line="step(...validate)", status="skipped", seconds=0.0, tail=(), error=None))
+    result = Rehearsal(kernel_dir=tmp_path, checks=(Check(name="bootstrap plan", status="ok", detail="."),), cells=cells,
+                       validation=None, isolation="namespaces", python="3.11.7", work=tmp_path, warnings=())
+    assert result.exit_code == 2
+    assert result.failure == ("cell 5 (model_args = ...): error: cannot start the run; error: model path "
+                              "/kaggle/input/m/x does not exist",
+                              "check the paths; in a kernel, attached datasets and models are under /kaggle/input/")
+    ok_cells = tuple(CellResult(cell=c.cell, first_line=c.first_line, status="ok", seconds=1.0, tail=(), error=None)
+                     for c in cells)
+    no_zip = Rehearsal(kernel_dir=tmp_path, checks=(), cells=ok_cells, validation=None, isolation="", python=None,
+                       work=tmp_path, warnings=())
+    assert no_zip.failure[0].startswith("no submission: the notebook finished without writing")
+    warned = Rehearsal(kernel_dir=tmp_path, checks=(), cells=ok_cells, validation={"valid": True}, isolation="",
+                       python=None, work=tmp_path, warnings=("fallback root",))
+    assert warned.failure is None and warned.exit_code == 1
