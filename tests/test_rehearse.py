@@ -166,6 +166,8 @@ def test_full_replay_of_the_demo_kernel_offline(tmp_path):
     install = report["cells"][1]["tail"]
     assert any("offlinepack 0.1.0: installed now from offlinepack-0.1.0-py3-none-any.whl" in line for line in install)
     assert report["validation"]["valid"] is True
+    executed = json.loads((work / "notebook.executed.ipynb").read_text())
+    assert any("valid:" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     record = json.loads((work / "working" / "offlinepack-runs.jsonl").read_text().splitlines()[-1])
     assert record["status"] == "ok"
     assert record["models"][0]["path"] == "/kaggle/input/demo-model/config.json"

@@ -201,7 +201,10 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
                             "runtime_dir": f"{in_sandbox_tmp}/jupyter", "timeout": timeout, "env": cell_env}
     # mount, chroot and ip live in sbin folders
     process_env = {**cell_env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), cell_env["PATH"],
-                                                        "/usr/local/sbin", "/usr/sbin", "/sbin"])}
+                                                        "/usr/local/sbin", "/usr/sbin", "/sbin"]),
+                   # the replayer imports offlinepack and nbclient as this process does (a user site under the
+                   # real HOME included); the Jupyter kernel and the cells get cell_env, without it
+                   "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and Path(p).is_dir())}
     binds = _binds(metadata, local)
     if mounts:
         isolation = "user, mount and network namespaces: /kaggle/input read-only, no network"

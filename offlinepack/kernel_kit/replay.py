@@ -4,7 +4,8 @@
 
 SPEC: {"notebook", "report", "working", "jupyter_path", "env", "timeout", "rewrite_root"}. Writes
 REPORT: one entry per code cell (seconds, status ok|error|skipped, the last output lines, the error)
-and stops at the first failing cell, as Kaggle's "Save & Run All" does.
+and stops at the first failing cell, as Kaggle's "Save & Run All" does; the executed notebook (every
+output) is written beside REPORT as notebook.executed.ipynb.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def replay(spec: dict[str, Any]) -> list[dict[str, Any]]:
             failed = status != "ok"
             results.append({**entry, "status": status, "seconds": round(time.perf_counter() - started, 2),
                             "tail": _tail(cell.get("outputs", [])), "error": error})
+    # the notebook with its outputs, for a look at everything a cell printed
+    nbformat.write(notebook, str(Path(spec["report"]).with_name("notebook.executed.ipynb")))
     return results
 
 
