@@ -1255,7 +1255,7 @@ def marker_environment():
 
 
 def snapshot(name="snapshot"):
-    """This interpreter as an `offlinepack-target` v1 dict (see offlinepack/target/model.py)."""
+    """This interpreter as an `offlinepack-target` v1 dict (see offlinepack/kernel_target/model.py)."""
     from importlib import metadata
 
     installed, seen = [], set()

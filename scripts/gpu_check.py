@@ -463,8 +463,8 @@ def machine_facts(smoke: bool) -> dict[str, Any]:
 
 
 def diff_targets(snapshot: Path, fixture: Path) -> dict[str, Any]:
-    from offlinepack.target.model import load_target_file
-    from offlinepack.target.resolve import resolve_target
+    from offlinepack.kernel_target.model import load_target_file
+    from offlinepack.kernel_target.resolve import resolve_target
 
     now = load_target_file(snapshot)
     then = resolve_target(fixture)
@@ -484,7 +484,7 @@ def make_probe_wheelhouse(folder: Path) -> Path:
     """Smoke only: a real wheelhouse (manifest, pylock-free contract, bootstrap.py) with one tiny real
     wheel, so the install step runs bootstrap.py for real on CPU without the prepared folder."""
     from tests.support.wheels import make_wheel
-    from tests.test_bootstrap_kit import write_wheelhouse
+    from tests.support.kernels import write_wheelhouse
 
     built = folder.parent / "probe-wheels"
     built.mkdir(parents=True, exist_ok=True)

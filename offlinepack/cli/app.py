@@ -6,6 +6,7 @@ import typer
 
 from offlinepack import __version__
 from offlinepack.cli import build, doctor, lock, run, runs, snapshot, targets, validate
+from offlinepack.cli import kernel, model, rehearse
 
 app = typer.Typer(
     name="offlinepack",
@@ -20,6 +21,10 @@ app.command("snapshot")(snapshot.snapshot)
 app.command("targets")(targets.targets)
 app.command("lock")(lock.lock)
 app.command("build")(build.build)
+# user's machine: model dataset, kernel folder, local rehearsal of the kernel
+app.add_typer(model.app, name="model")
+app.add_typer(kernel.app, name="kernel")
+app.command("rehearse")(rehearse.rehearse)
 # kernel
 app.command("doctor")(doctor.doctor)
 app.command("run")(run.run)

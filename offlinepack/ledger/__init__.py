@@ -4,6 +4,7 @@ from offlinepack.ledger.facts import (
     environment_fact,
     find_wheelhouse_manifest,
     model_files,
+    model_pack_facts,
     wheelhouse_fact,
 )
 from offlinepack.ledger.store import (
@@ -30,6 +31,7 @@ __all__ = [
     "find_run",
     "find_wheelhouse_manifest",
     "model_files",
+    "model_pack_facts",
     "new_run_id",
     "read_ledger",
     "recorded_shapes",

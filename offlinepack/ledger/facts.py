@@ -6,6 +6,7 @@ never imported here: its version comes from package metadata, CUDA and GPUs from
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -35,6 +36,31 @@ def model_files(paths: Sequence[Path]) -> list[dict[str, Any]]:
             if path.exists():
                 out.append({"model": str(model), "path": str(path), "sha256": sha256_file(path), "size": path.stat().st_size})
     return out
+
+
+MODEL_PACK_MANIFEST = "offlinepack-models.json"  # written by `offlinepack model pack` (kernel_kit/model_pack.py)
+MODEL_PACK_FORMAT = "offlinepack-models"
+
+
+def model_pack_facts(paths: Sequence[Path], max_up: int = 3) -> list[dict[str, Any]]:
+    """The model packs the run's models came from (the pack folder is the model or up to `max_up` folders
+    above it): manifest path, sha256 and dataset id, once per pack. Models not packed add nothing."""
+    found: dict[str, dict[str, Any]] = {}
+    for model in paths:
+        folder = Path(model) if Path(model).is_dir() else Path(model).parent
+        for candidate in [folder, *folder.parents][: max_up + 1]:
+            manifest = candidate / MODEL_PACK_MANIFEST
+            if not manifest.is_file():
+                continue
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("format") == MODEL_PACK_FORMAT and str(manifest) not in found:
+                found[str(manifest)] = {"manifest": str(manifest), "sha256": sha256_file(manifest),
+                                        "dataset_id": data.get("dataset_id"), "half": data.get("half")}
+            break
+    return list(found.values())
 
 
 def find_wheelhouse_manifest(wheel_dirs: Sequence[Path] = (), *, kaggle_root: Path = DEFAULT_ROOT,

@@ -20,7 +20,7 @@ from typing import Any
 from offlinepack import exit_codes
 from offlinepack.errors import OfflinepackError
 from offlinepack.ledger import LEDGER_NAME, append_record, environment_fact, model_files, new_run_id, utc_now
-from offlinepack.ledger.facts import find_wheelhouse_manifest, wheelhouse_fact
+from offlinepack.ledger.facts import find_wheelhouse_manifest, model_pack_facts, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.runner.config import RunConfig
 from offlinepack.runner.masks import VolumeResult, mask_path, reusable, run_key, save_sidecar, volume_result
@@ -340,7 +340,7 @@ def run_pipeline(
             "output": str(plan.output), "work_dir": str(plan.work_dir), "demo": plan.demo,
             "input": {"root": str(inputs.root), "source": inputs.source, "volumes": len(inputs.volumes),
                       "missing_ids": list(inputs.missing_ids)},
-            "config": config.to_dict(), "models": models,
+            "config": config.to_dict(), "models": models, "model_packs": model_pack_facts(plan.models),
             "wheelhouse": wheelhouse_fact(find_wheelhouse_manifest(kaggle_root=kaggle_root)),
             "environment": environment_fact(engine_info, ",".join(sorted(run.readers)) or None),
             "engine": engine_info, "doctor": doctor,
