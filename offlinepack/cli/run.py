@@ -122,6 +122,9 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute masks already in the work folder.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    save_probabilities: Annotated[Optional[Path], typer.Option("--save-probabilities", help="Also save each volume's probability map here (<id>.npy + probabilities.json).", file_okay=False)] = None,
+    probabilities_dtype: Annotated[str, typer.Option("--probabilities-dtype", help="uint8 (p*255 rounded) | float16 [uint8].")] = "uint8",
+    from_probabilities: Annotated[Optional[Path], typer.Option("--from-probabilities", help="Skip inference: post-process maps saved by --save-probabilities (input defaults to the one they were made from).", file_okay=False)] = None,
 ) -> None:
     """Predict every test volume, post-process, write and validate submission.zip, record the run.
 
@@ -142,12 +145,30 @@ def run(
         output=output, ledger=ledger, post=post or None, inference=inference or None,
         overwrite=overwrite or None, force=force or None,
     )
+    saving = saved = None
+    if from_probabilities is not None:
+        from offlinepack.probabilities import open_probabilities
+
+        if save_probabilities is not None:
+            raise OfflinepackError("--save-probabilities and --from-probabilities cannot be combined",
+                                   hint="the maps are already saved: copy the folder instead")
+        saved = open_probabilities(from_probabilities)
+        if merged.input is None and saved.meta.get("input"):
+            merged = apply_overrides(merged, input=Path(saved.meta["input"]))
+        if merged.input is None:
+            raise OfflinepackError(f"{from_probabilities} does not record which input its maps came from",
+                                   hint="pass --input with the volumes (their shapes and ids make the submission)")
+    elif save_probabilities is not None:
+        from offlinepack.probabilities import ProbabilityWriter
+
+        saving = ProbabilityWriter(save_probabilities, probabilities_dtype)
     renderer = _Renderer(enabled=not as_json)
     try:
         with warnings.catch_warnings():
             # library warnings (e.g. "no CUDA GPU: running on CPU") as plain `warning:` lines
             warnings.showwarning = lambda message, *rest, **kw: err_console.print(f"warning: {message}", markup=False)
-            report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle_root_from_env())
+            report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle_root_from_env(),
+                                  save_probabilities=saving, from_probabilities=saved)
     finally:
         renderer.stop()
     if as_json:
