@@ -12,7 +12,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch first, pinned: a bare `torch` would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[lock,run,test]" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+.venv/bin/python -m pip install --quiet -e ".[lock,run,test,score]" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 if [ -s tests/requirements-extra.txt ]; then
     .venv/bin/python -m pip install --quiet -r tests/requirements-extra.txt
 fi
