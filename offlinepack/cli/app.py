@@ -6,6 +6,7 @@ import typer
 
 from offlinepack import __version__
 from offlinepack.cli import build, doctor, lock, run, runs, snapshot, targets, validate
+from offlinepack.cli import calibrate as calibrate_cli
 
 app = typer.Typer(
     name="offlinepack",
@@ -25,6 +26,8 @@ app.command("doctor")(doctor.doctor)
 app.command("run")(run.run)
 app.command("validate")(validate.validate)
 app.add_typer(runs.app, name="runs")
+# labelled data: tuning (offlinepack.calibrate)
+app.command("calibrate")(calibrate_cli.calibrate)
 
 
 def _version(value: bool) -> None:

@@ -70,15 +70,24 @@ def runs(
     table = Table(title=str(view.path), title_justify="left")
     for column in ("run", "finished", "status", "volumes", "failed", "zip sha256", "MB", "public", "private", "note"):
         table.add_column(column)
+    from offlinepack.ledger import calibration_for
+
     for run in view.runs:
         record = run.record
+        if record.get("type") in ("calibration", "ablation"):
+            table.add_row(run.run_id, _short(record.get("finished"), 19), str(record.get("type")),
+                          _count(record.get("volumes", [])), "", "", "", "", "", _short(record.get("summary"), 60))
+            continue
+        calibrated = calibration_for(view, run)
         submission = record.get("submission") or {}
         texts = [str(n["text"]) for n in run.notes if n.get("text")]
+        if calibrated is not None:  # which calibrated config made this submission
+            texts.append(f"{texts[-1] + '; ' if texts else ''}post from calibration {calibrated.run_id}")
         table.add_row(
             run.run_id, _short(record.get("finished"), 19), str(record.get("status", "")),
             _count(record.get("volumes", [])), _count(record.get("failures", [])),
             _short(submission.get("sha256") if isinstance(submission, dict) else None, 12), _megabytes(submission),
-            _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 40),
+            _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 80),
         )
     # logs (not a terminal) get the full table instead of 80 squeezed columns
     console.print(table, width=None if console.is_terminal else max(console.width, 160))

@@ -4,6 +4,8 @@ Two record types share a file:
 - `{"type": "run", "run_id": ..., "started": ..., "finished": ..., ...}`: one per `offlinepack run`;
 - `{"type": "note", "run_id": ..., "time": ..., "public_lb": ..., "private_lb": ..., "text": ...}`:
   appended by `offlinepack runs note`; listing merges notes into their run (the latest value wins).
+- `{"type": "calibration", ...}` / `{"type": "ablation", ...}`: one per `offlinepack calibrate` / `ablate`,
+  listed like runs; a run whose [post] equals a calibration's is shown as made with it.
 Appending only means a crash mid-run can at worst leave one torn last line, which reading skips.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 from offlinepack.errors import OfflinepackError
 
 LEDGER_NAME = "offlinepack-runs.jsonl"
+RECORD_KINDS = ("run", "calibration", "ablation")  # records listed by `offlinepack runs`
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def read_ledger(path: Path) -> Ledger:
         kind = record.get("type", "run")
         if kind == "note":
             notes.setdefault(str(record["run_id"]), []).append(record)
-        elif kind == "run":
+        elif kind in RECORD_KINDS:
             runs[str(record["run_id"])] = record
         else:
             skipped.append(number)
@@ -190,3 +193,18 @@ def add_note(
     }
     append_record(path, record)
     return record
+
+
+def calibration_for(ledger: Ledger, run: RunEntry) -> RunEntry | None:
+    """The latest calibration recorded before `run` whose fitted [post] settings the run used: which
+    calibrated config produced a submission."""
+    post = (run.record.get("config") or {}).get("post") if isinstance(run.record.get("config"), dict) else None
+    if not isinstance(post, dict) or run.record.get("type", "run") != "run":
+        return None
+    found = None
+    for entry in ledger.runs:
+        if entry is run:
+            break
+        if entry.record.get("type") == "calibration" and entry.record.get("post") == post:
+            found = entry
+    return found
