@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from offlinepack import __version__
-from offlinepack.cli import build, doctor, lock, run, runs, snapshot, targets, validate
+from offlinepack.cli import build, doctor, lock, run, runs, score, snapshot, targets, validate
 from offlinepack.cli import calibrate as calibrate_cli
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app.command("doctor")(doctor.doctor)
 app.command("run")(run.run)
 app.command("validate")(validate.validate)
 app.add_typer(runs.app, name="runs")
+# labelled data: the leaderboard's score of masks against labels
+app.command("score")(score.score)
 # labelled data: tuning (offlinepack.calibrate)
 app.command("calibrate")(calibrate_cli.calibrate)
 

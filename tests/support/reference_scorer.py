@@ -9,6 +9,7 @@ compares two implementations.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +80,9 @@ def reference_surface_dice(pred_bin: np.ndarray, gt_bin: np.ndarray) -> float:
     if gt_bin.any() ^ pred_bin.any():
         return 0.0
     sd = _surface_distance()
-    distances = sd.compute_surface_distances(gt_bin.astype(bool), pred_bin.astype(bool), (1.0, 1.0, 1.0))
+    with warnings.catch_warnings():  # it spells scipy.ndimage.filters/morphology, deprecated namespaces
+        warnings.simplefilter("ignore", DeprecationWarning)
+        distances = sd.compute_surface_distances(gt_bin.astype(bool), pred_bin.astype(bool), (1.0, 1.0, 1.0))
     return float(sd.compute_surface_dice_at_tolerance(distances, 2.0))
 
 
