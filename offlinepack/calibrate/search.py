@@ -176,8 +176,10 @@ def calibrate(
     base: PostConfig = PostConfig(),
     scorer: Callable[[np.ndarray, np.ndarray], float] = leaderboard_score,
     progress: Callable[[CalibrationProgress], None] | None = None,
+    candidates: Sequence[dict[str, Any]] | None = None,
 ) -> CalibrationResult:
-    """Search post-processing settings on labelled volumes; see the module doc."""
+    """Search post-processing settings on labelled volumes; see the module doc. `candidates` replaces the
+    grid (search="grid" only): a focused list of settings (space.canonical keys)."""
     from offlinepack.calibrate.tasks import LocalPool
 
     if search not in space.SEARCHES:
@@ -201,7 +203,7 @@ def calibrate(
         default_row = matrix.add([space.defaults_setting(base)])[0]
         dropped = 0
         if search == "grid":
-            candidates = space.grid(voxels)
+            candidates = space.unique(candidates) if candidates is not None else space.grid(voxels)
             if len(candidates) > budget:
                 # an even subsample keeps the grid's spread (every threshold family, every size)
                 picks = np.linspace(0, len(candidates) - 1, budget).round().astype(int)

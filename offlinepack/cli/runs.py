@@ -59,7 +59,13 @@ def runs(
     if view.skipped_lines:
         err_console.print(f"warning: {view.path}: skipped unreadable line(s) {', '.join(map(str, view.skipped_lines))}", markup=False)
     if as_json:
-        print_json({"ledger": str(view.path), "runs": [run.to_dict() for run in view.runs]})
+        from offlinepack.ledger import calibration_for
+
+        def with_calibration(run):  # which calibration's [post] the run used, if any
+            found = calibration_for(view, run)
+            return {**run.to_dict(), **({"calibration": found.run_id} if found else {})}
+
+        print_json({"ledger": str(view.path), "runs": [with_calibration(run) for run in view.runs]})
         return
     if not view.runs:
         console.print(f"no runs recorded in {view.path}", markup=False)
