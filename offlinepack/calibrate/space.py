@@ -76,8 +76,9 @@ def family(setting: Mapping[str, Any]) -> str:
 def to_post(setting: Mapping[str, Any], base: PostConfig = PostConfig()) -> PostConfig:
     """A setting -> PostConfig (keys it does not set keep `base`'s values)."""
     values = {**base.to_dict(), **{k: v for k, v in setting.items() if k != "hysteresis_ratio"}}
-    ratio = setting.get("hysteresis_ratio")
-    values["hysteresis_low"] = round(ratio * values["threshold"], 4) if ratio else None
+    if "hysteresis_ratio" in setting:  # absent: `base`'s hysteresis (None by default) stays
+        ratio = setting["hysteresis_ratio"]
+        values["hysteresis_low"] = round(ratio * values["threshold"], 4) if ratio else None
     return PostConfig.from_mapping(values)
 
 

@@ -83,16 +83,17 @@ def leaderboard_score(mask: np.ndarray, label: np.ndarray) -> float:
     return float(score_volume(mask, label).score)
 
 
-def score_settings(item: VolumeItem, settings: Sequence[dict[str, Any]],
+def score_settings(item: VolumeItem, settings: Sequence[Any],
                    scorer: Callable[[np.ndarray, np.ndarray], float] = leaderboard_score) -> list[float]:
-    """Scores of `settings` on one volume (runs on a worker)."""
+    """Scores of `settings` (setting dicts, or PostConfig values) on one volume (runs on a worker)."""
     from offlinepack.calibrate.space import to_post
-    from offlinepack.post import postprocess_checked
+    from offlinepack.post import PostConfig, postprocess_checked
 
     entry = _load(item)
     out = []
     for setting in settings:
-        mask = postprocess_checked(entry["probability"], to_post(setting), entry["histogram"])
+        post = setting if isinstance(setting, PostConfig) else to_post(setting)
+        mask = postprocess_checked(entry["probability"], post, entry["histogram"])
         digest = hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).hexdigest()
         if digest not in entry["scores"]:
             entry["scores"][digest] = float(scorer(mask, entry["label"]))

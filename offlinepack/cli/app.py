@@ -6,7 +6,9 @@ import typer
 
 from offlinepack import __version__
 from offlinepack.cli import build, doctor, lock, run, runs, score, snapshot, targets, validate
+from offlinepack.cli import ablate as ablate_cli
 from offlinepack.cli import calibrate as calibrate_cli
+from offlinepack.cli import demo_set
 
 app = typer.Typer(
     name="offlinepack",
@@ -30,6 +32,8 @@ app.add_typer(runs.app, name="runs")
 app.command("score")(score.score)
 # labelled data: tuning (offlinepack.calibrate)
 app.command("calibrate")(calibrate_cli.calibrate)
+app.command("ablate")(ablate_cli.ablate)
+app.command("demo-set")(demo_set.demo_set)
 
 
 def _version(value: bool) -> None:
