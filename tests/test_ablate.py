@@ -65,12 +65,13 @@ def _random_weights_copy(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # two real models on CPU (about 30 s on an idle 2-core machine)
 def test_cli_runs_each_model_once_and_reuses_its_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     env = {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
-    made = CliRunner().invoke(app, ["demo-set", "data", "--count", "3", "--size", "32"], env=env,
+    made = CliRunner().invoke(app, ["demo-set", "data", "--count", "2", "--size", "32"], env=env,
                               catch_exceptions=False)
     assert made.exit_code == 0, made.output
     noisy = _random_weights_copy(tmp_path / "noisy-unet")

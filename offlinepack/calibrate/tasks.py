@@ -136,7 +136,7 @@ class LocalPool:
 class DaskPool:
     """An existing Dask distributed cluster; the workers must see the same paths (a shared folder)."""
 
-    def __init__(self, address: str, retries: int = 3) -> None:
+    def __init__(self, address: str, retries: int = 3, connect_timeout: str = "20s") -> None:
         try:
             from distributed import Client
         except ImportError:
@@ -144,7 +144,7 @@ class DaskPool:
                                    hint="pip install 'offlinepack[dask]' (or distributed) on this machine and "
                                         "on every worker") from None
         try:
-            self.client = Client(address, timeout="20s")
+            self.client = Client(address, timeout=connect_timeout)
         except (OSError, TimeoutError) as error:
             raise OfflinepackError(f"cannot reach the Dask scheduler at {address}: {error}",
                                    hint="start one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
