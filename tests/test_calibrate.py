@@ -121,6 +121,10 @@ def test_pairing_names_every_volume_without_a_label(tmp_path: Path) -> None:
         pair_with_labels([(open_probabilities(probs), 1.0)], labels)
     text = "\n".join(info.value.lines())
     assert "volume 001: no label" in text and "volume 002: no label" in text
+    np.save(probs / "000.npy", np.zeros((16, 16, 8), dtype=np.uint8))
+    with pytest.raises(OfflinepackError) as info:
+        pair_with_labels([(open_probabilities(probs), 1.0)], labels, ids=["000"])
+    assert "volume 000: probability map shape (16, 16, 8) differs from its label's (16, 16, 16)" in info.value.lines()[1]
 
 
 def test_cli_writes_a_config_that_run_accepts_and_the_ledger_links_them(tmp_path: Path, monkeypatch) -> None:

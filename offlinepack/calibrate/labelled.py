@@ -12,6 +12,7 @@ import numpy as np
 from offlinepack.calibrate.tasks import VolumeItem
 from offlinepack.errors import OfflinepackError
 from offlinepack.probabilities import ProbabilitySet
+from offlinepack.submission import tiff_shape
 
 _SUFFIXES = (".tif", ".tiff")
 
@@ -56,6 +57,14 @@ def pair_with_labels(members: Sequence[tuple[ProbabilitySet, float]], labels: Pa
         map_shapes = {tuple(np.load(m.paths[ident], mmap_mode="r").shape) for m, _ in members}
         if len(map_shapes) > 1:
             problems.append(f"volume {ident}: the members' maps differ in shape ({sorted(map_shapes)})")
+            continue
+        try:
+            label_shape = tiff_shape(found[ident])
+        except Exception:  # noqa: BLE001 - an unreadable header is reported when the worker reads it
+            label_shape = None
+        if label_shape is not None and tuple(label_shape) != next(iter(map_shapes)):
+            problems.append(f"volume {ident}: probability map shape {next(iter(map_shapes))} differs from its "
+                            f"label's {tuple(label_shape)} ({found[ident]})")
             continue
         items.append(VolumeItem(ident, tuple((str(m.paths[ident]), float(w)) for m, w in members), str(found[ident])))
         shapes.append(map_shapes.pop())
