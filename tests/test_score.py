@@ -32,14 +32,6 @@ TOL = 1e-9
 COMPONENTS = ("raw_score", "score", "topo_score", "surface_dice", "voi_score", "voi_split", "voi_merge")
 
 
-def _has_own_betti() -> bool:
-    try:
-        import offlinepack.score.betti  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def assert_agrees(pred: np.ndarray, label: np.ndarray, own_betti: bool = False, workers: int = 1) -> dict[str, float]:
     """score_volume vs the reference on one case; returns |difference| per component."""
     ours = score_volume(pred, label, workers=workers, matcher=None if own_betti else reference_tile_matcher)
@@ -207,10 +199,6 @@ def test_sheet_volume_matches_the_reference_and_workers_change_nothing():
 
 # ---------- offlinepack's own Betti matching: the whole score ----------
 
-own_betti = pytest.mark.skipif(not _has_own_betti(), reason="offlinepack.score.betti not there yet")
-
-
-@own_betti
 @pytest.mark.parametrize("seed", range(4))
 def test_production_score_matches_the_reference_on_random_volumes(seed):
     rng = np.random.default_rng(500 + seed)
@@ -218,13 +206,11 @@ def test_production_score_matches_the_reference_on_random_volumes(seed):
         assert_agrees(*_random_case(rng), own_betti=True)
 
 
-@own_betti
 @pytest.mark.parametrize("name", list(_structured_cases()))
 def test_production_score_matches_the_reference_on_structured_volumes(name):
     assert_agrees(*_structured_cases()[name], own_betti=True)
 
 
-@own_betti
 def test_production_score_matches_on_a_sheet_volume_with_workers():
     pred, label = sheet_pair((40, 48, 44), seed=7)
     assert_agrees(pred, label, own_betti=True, workers=2)
@@ -240,7 +226,7 @@ def _opt_in_slow(request):
 def test_full_size_sheet_volumes_match_the_reference(request, shape):
     _opt_in_slow(request)
     pred, label = sheet_pair(shape, seed=sum(shape))
-    assert_agrees(pred, label, own_betti=_has_own_betti(), workers=2)
+    assert_agrees(pred, label, own_betti=True, workers=2)
 
 
 # ---------- the CLI on real TIFF files ----------
@@ -271,10 +257,6 @@ def _zip_folder(folder: Path, zip_path: Path) -> Path:
     return zip_path
 
 
-needs_betti = pytest.mark.skipif(not _has_own_betti(), reason="offlinepack.score.betti not there yet")
-
-
-@needs_betti
 def test_cli_scores_a_zip_and_a_folder_like_the_reference(tmp_path):
     competition, masks, volumes = _write_dataset(tmp_path)
     submission = _zip_folder(masks, tmp_path / "submission.zip")
@@ -292,7 +274,6 @@ def test_cli_scores_a_zip_and_a_folder_like_the_reference(tmp_path):
         assert math.isclose(report["score"], sum(r.score for r in expected.values()) / len(expected), abs_tol=TOL)
 
 
-@needs_betti
 def test_cli_table_and_ids_subset(tmp_path):
     competition, masks, _volumes = _write_dataset(tmp_path)
     result = runner.invoke(app, ["score", str(masks), "--labels", str(competition / "train_labels"),
