@@ -153,7 +153,7 @@ def _components_cavities_euler(fg):
                     if x == 0 or y == 0 or z == 0 or x == nx - 1 or y == ny - 1 or z == nz - 1:
                         _union(parent, v, n)
                     # 13 forward neighbours of the 26
-                    for dx in range(0, 2):
+                    for dx in range(2):
                         for dy in range(-1 if dx else 0, 2):
                             for dz in range(-1 if (dx or dy) else 1, 2):
                                 xx = x + dx
