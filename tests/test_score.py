@@ -199,10 +199,10 @@ def test_sheet_volume_matches_the_reference_and_workers_change_nothing():
 
 # ---------- offlinepack's own Betti matching: the whole score ----------
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(6))
 def test_production_score_matches_the_reference_on_random_volumes(seed):
     rng = np.random.default_rng(500 + seed)
-    for _ in range(40):
+    for _ in range(60):
         assert_agrees(*_random_case(rng), own_betti=True)
 
 
@@ -314,3 +314,23 @@ def test_cli_rejects_missing_inputs_and_unknown_ids(tmp_path):
 def test_cli_help():
     result = runner.invoke(app, ["score", "--help"])
     assert result.exit_code == 0 and "--labels" in result.stdout and "--workers" in result.stdout
+
+
+def test_zip_masks_are_found_at_any_depth_and_duplicate_ids_are_refused(tmp_path):
+    from offlinepack.errors import OfflinepackError
+    from offlinepack.score.files import prediction_entries, read_prediction
+
+    mask = (np.arange(2 * 3 * 4).reshape(2, 3, 4) % 3 == 0).astype(np.uint8)
+    write_mask_tiff(mask, tmp_path / "1001.tif")
+    with zipfile.ZipFile(tmp_path / "nested.zip", "w") as archive:
+        archive.write(tmp_path / "1001.tif", "out/1001.tif")
+        archive.writestr("notes.txt", "not a mask")
+    entries = prediction_entries(tmp_path / "nested.zip")
+    assert list(entries) == ["1001"]
+    assert np.array_equal(read_prediction(entries["1001"]), mask)
+    with zipfile.ZipFile(tmp_path / "twice.zip", "w") as archive:
+        archive.write(tmp_path / "1001.tif", "1001.tif")
+        archive.write(tmp_path / "1001.tif", "again/1001.tif")
+    with pytest.raises(OfflinepackError) as error:
+        prediction_entries(tmp_path / "twice.zip")
+    assert "id 1001 appears 2 times" in error.value.problems[0]
