@@ -334,3 +334,16 @@ def test_zip_masks_are_found_at_any_depth_and_duplicate_ids_are_refused(tmp_path
     with pytest.raises(OfflinepackError) as error:
         prediction_entries(tmp_path / "twice.zip")
     assert "id 1001 appears 2 times" in error.value.problems[0]
+
+
+def test_scoring_never_imports_torch():
+    import subprocess
+
+    code = ("import sys, numpy as np\n"
+            "import offlinepack.cli.app\n"
+            "from offlinepack.score import score_volume\n"
+            "score_volume(np.ones((5, 4, 3), np.uint8), np.eye(4, 3, dtype=np.uint8)[None].repeat(5, 0))\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
