@@ -153,7 +153,7 @@ def _components_cavities_euler(fg):
                     if x == 0 or y == 0 or z == 0 or x == nx - 1 or y == ny - 1 or z == nz - 1:
                         _union(parent, v, n)
                     # 13 forward neighbours of the 26
-                    for dx in range(0, 2):
+                    for dx in range(2):
                         for dy in range(-1 if dx else 0, 2):
                             for dz in range(-1 if (dx or dy) else 1, 2):
                                 xx = x + dx
@@ -517,86 +517,154 @@ def _heap_pivot(heap, size):
 
 
 @njit
-def _relative_positive(fg, comp_fg, positive, shape_x, shape_y, shape_z):
-    """Reduce the comparison's dimension-1 columns (negative squares, comparison order) in the complex relative to
-    the input's foreground complex `fg`. Returns a flag per square: 1 where a comparison value-1 column reduces to
-    zero there, i.e. the square kills the image of one of the input's loops."""
-    nx, ny, nz = shape_x, shape_y, shape_z
+def _square_steps(t, sx, nz):
+    """(a, b, type of a, type of b): the two voxel steps spanning a square of type t, a < b."""
+    if t == 0:
+        return 1, nz, 2, 1
+    if t == 1:
+        return 1, sx, 2, 0
+    return nz, sx, 1, 0
+
+
+@njit
+def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_len, n_slots, pool, pool_size,
+                   heap, sx, nz):
+    """Reduce one column that is not already reduced (its lowest edge is another column's pivot).
+    Returns (reduced to zero, and the grown buffers)."""
+    size = 0
+    for i in range(k):
+        heap, size = _heap_push(heap, size, boundary[i])
+    scratch = np.empty(4, np.int64)
+    while True:
+        pivot, heap, size = _heap_pivot(heap, size)
+        if pivot < 0:
+            return True, slot_start, slot_len, n_slots, pool, pool_size, heap
+        other = pivot_column[pivot]
+        if other < 0:
+            pivot_column[pivot] = s
+            start = pool_size
+            while size > 0:  # keep the reduced column (Z/2 sum, cancelled pairs dropped) for later additions
+                top, size = _heap_pop(heap, size)
+                if size > 0 and heap[0] == top:
+                    _, size = _heap_pop(heap, size)
+                    continue
+                if pool_size == pool.size:
+                    bigger = np.empty(2 * pool.size, np.int64)
+                    bigger[:pool_size] = pool[:pool_size]
+                    pool = bigger
+                pool[pool_size] = top
+                pool_size += 1
+            if n_slots == slot_start.size:
+                bigger_start = np.empty(2 * n_slots, np.int64)
+                bigger_start[:n_slots] = slot_start
+                slot_start = bigger_start
+                bigger_len = np.empty(2 * n_slots, np.int64)
+                bigger_len[:n_slots] = slot_len
+                slot_len = bigger_len
+            slot_start[n_slots] = start
+            slot_len[n_slots] = pool_size - start
+            slot_of[s] = n_slots
+            return False, slot_start, slot_len, n_slots + 1, pool, pool_size, heap
+        slot = slot_of[other]
+        if slot >= 0:
+            start = slot_start[slot]
+            for i in range(slot_len[slot]):
+                heap, size = _heap_push(heap, size, pool[start + i])
+        else:  # an emergent column: its reduced form is its boundary
+            kk = _relative_boundary(fg, other, sx, nz, scratch)
+            for i in range(kk):
+                heap, size = _heap_push(heap, size, scratch[i])
+
+
+@njit
+def _lowest_first_boundary(fg, v, a, b, da, db, out):
+    """Edges of the square (v; steps a < b) outside the foreground complex, largest index first."""
+    k = 0
+    if not (fg[v + b] and fg[v + b + a]):
+        out[k] = 3 * (v + b) + da
+        k += 1
+    if not (fg[v + a] and fg[v + a + b]):
+        out[k] = 3 * (v + a) + db
+        k += 1
+    if not (fg[v] and fg[v + a]):
+        out[k] = 3 * v + da
+        k += 1
+    if not (fg[v] and fg[v + b]):
+        out[k] = 3 * v + db
+        k += 1
+    return k
+
+
+@njit
+def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
+    """m1: comparison value-1 squares, negative in the comparison, whose column reduces to zero relative to both
+    inputs' foreground complexes. Columns in the comparison's order (value 0 first, then value 1, index order);
+    the reduction relative to an input also takes the comparison's value-0 columns outside that input."""
     sx = ny * nz
-    n = fg.size
-    pivot_column = np.full(3 * n, -1, np.int64)
-    stored_at = np.full(3 * n, -1, np.int64)
-    stored_len = np.zeros(3 * n, np.int32)
-    pool = np.empty(1024, np.int64)
-    pool_size = 0
-    heap = np.empty(64, np.int64)
+    n = nx * sx
+    pivot_p = np.full(3 * n, -1, np.int32)
+    pivot_l = np.full(3 * n, -1, np.int32)
+    slot_p = np.full(3 * n, -1, np.int32)
+    slot_l = np.full(3 * n, -1, np.int32)
+    start_p = np.empty(256, np.int64)
+    len_p = np.empty(256, np.int64)
+    start_l = np.empty(256, np.int64)
+    len_l = np.empty(256, np.int64)
+    n_p = 0
+    n_l = 0
+    pool_p = np.empty(4096, np.int64)
+    pool_l = np.empty(4096, np.int64)
+    size_p = 0
+    size_l = 0
+    heap = np.empty(256, np.int64)
     boundary = np.empty(4, np.int64)
-    result = np.zeros(3 * n, np.uint8)
-    comp_bg = 1 - comp_fg
-    own_bg = 1 - fg
+    matched = 0
     for value in (0, 1):
-        for s in range(3 * n):
-            v = s // 3
-            t = s - 3 * v
-            x = v // sx
-            y = (v // nz) % ny
-            z = v % nz
-            if not _square_exists(x, y, z, t, nx, ny, nz) or positive[s]:
-                continue
-            if _square_value(comp_bg, v, t, sx, nz) != value:
-                continue
-            if value == 0 and _square_value(own_bg, v, t, sx, nz) == 0:
-                continue  # inside the input's foreground complex: zero column here
-            k = _relative_boundary(fg, s, sx, nz, boundary)
-            low = -1
-            for i in range(k):
-                if boundary[i] > low:
-                    low = boundary[i]
-            if pivot_column[low] < 0:  # emergent: already reduced
-                pivot_column[low] = s
-                continue
-            size = 0
-            for i in range(k):
-                heap, size = _heap_push(heap, size, boundary[i])
-            while True:
-                pivot, heap, size = _heap_pivot(heap, size)
-                if pivot < 0:
-                    if value == 1:
-                        result[s] = 1
-                    break
-                other = pivot_column[pivot]
-                if other < 0:
-                    pivot_column[pivot] = s
-                    # keep the reduced column for later additions
-                    start = pool_size
-                    while size > 0:
-                        top, size = _heap_pop(heap, size)
-                        if size > 0 and heap[0] == top:
-                            _, size = _heap_pop(heap, size)
+        for x in range(nx):
+            for y in range(ny):
+                for z in range(nz):
+                    v = (x * ny + y) * nz + z
+                    if value == 0 and not comp_fg[v]:
+                        continue
+                    for t in range(3):
+                        if t == 0:
+                            if y + 1 >= ny or z + 1 >= nz:
+                                continue
+                        elif t == 1:
+                            if x + 1 >= nx or z + 1 >= nz:
+                                continue
+                        elif x + 1 >= nx or y + 1 >= ny:
                             continue
-                        if pool_size == pool.size:
-                            bigger = np.empty(2 * pool.size, np.int64)
-                            bigger[:pool_size] = pool[:pool_size]
-                            pool = bigger
-                        pool[pool_size] = top
-                        pool_size += 1
-                    stored_at[s] = start
-                    stored_len[s] = pool_size - start
-                    break
-                if stored_at[other] >= 0:
-                    start = stored_at[other]
-                    for i in range(stored_len[other]):
-                        heap, size = _heap_push(heap, size, pool[start + i])
-                else:
-                    kk = _relative_boundary(fg, other, sx, nz, boundary)
-                    for i in range(kk):
-                        heap, size = _heap_push(heap, size, boundary[i])
-    return result
+                        s = 3 * v + t
+                        if positive[s]:
+                            continue
+                        a, b, da, db = _square_steps(t, sx, nz)
+                        in_comp = comp_fg[v] and comp_fg[v + a] and comp_fg[v + b] and comp_fg[v + a + b]
+                        if in_comp != (value == 0):
+                            continue
+                        zero_p = False
+                        k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
+                        if k > 0:  # else the square lies in the prediction's complex: no column there
+                            if pivot_p[boundary[0]] < 0:
+                                pivot_p[boundary[0]] = s
+                            else:
+                                zero_p, start_p, len_p, n_p, pool_p, size_p, heap = _reduce_column(
+                                    pred, s, boundary, k, pivot_p, slot_p, start_p, len_p, n_p, pool_p, size_p,
+                                    heap, sx, nz)
+                        zero_l = False
+                        k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
+                        if k > 0:
+                            if pivot_l[boundary[0]] < 0:
+                                pivot_l[boundary[0]] = s
+                            else:
+                                zero_l, start_l, len_l, n_l, pool_l, size_l, heap = _reduce_column(
+                                    label, s, boundary, k, pivot_l, slot_l, start_l, len_l, n_l, pool_l, size_l,
+                                    heap, sx, nz)
+                        if value == 1 and zero_p and zero_l:
+                            matched += 1
+    return matched
 
 
 def _matched_dim1(pred: np.ndarray, label: np.ndarray, positive: np.ndarray) -> int:
     comp_fg = pred | label
-    shape = pred.shape
-    kills_pred = _relative_positive(pred.ravel(), comp_fg.ravel(), positive, *shape)
-    kills_label = _relative_positive(label.ravel(), comp_fg.ravel(), positive, *shape)
-    return int(np.count_nonzero(kills_pred & kills_label))
+    return int(_matched_dim1_kernel(pred.ravel(), label.ravel(), comp_fg.ravel(), positive, *pred.shape))
