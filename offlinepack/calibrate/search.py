@@ -7,7 +7,8 @@ Early stopping ("racing"): volumes are taken in a fixed seeded order, a few at a
 setting is dropped when, paired volume by volume with the leader of its family (fixed threshold, or one
 per-volume rule), its mean difference plus `RACE_Z` standard errors is still below zero. The defaults and
 each family's leader are always scored on every volume. (The drop decision sees every volume, held-out
-folds included: a small optimism the report names; `early_stop=False` turns it off.)
+folds included: a small optimism the report names; `early_stop=False` turns it off. Likewise `bayes`
+proposes from scores on every volume; grid and random candidates do not depend on the data.)
 
 Per-volume rules: the rule families are chosen only when picking among them beats picking among fixed
 thresholds in cross-validation.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ class CalibrationResult:
     seconds: float
     pool: dict[str, Any]
     per_volume: dict[str, dict[str, float]] = field(default_factory=dict)
+    caveats: tuple[str, ...] = ()  # where the cross-validated figure may still be optimistic
 
     @property
     def gain_is_significant(self) -> bool:
@@ -85,6 +87,7 @@ class CalibrationResult:
             "rule_chosen": self.rule_chosen, "settings_scored": self.settings_scored,
             "dropped_early": self.dropped_early, "evaluations": self.evaluations,
             "seconds": round(self.seconds, 3), "pool": self.pool, "per_volume": self.per_volume,
+            "caveats": list(self.caveats),
         }
 
 
@@ -226,8 +229,15 @@ def calibrate(
                 rows = matrix.add(batch)
                 leaders = _leaders(matrix)
                 dropped += _race(matrix, [*leaders, *rows], order, {default_row, *leaders}, early_stop, report)
-        return _result(matrix, labelled, search, folds, seed, default_row, dropped, pool.describe(),
-                       time.perf_counter() - started, base)
+        caveats = []
+        if early_stop and dropped:
+            caveats.append(f"{dropped} setting(s) were stopped early on evidence from every volume, held-out folds "
+                           "included (--no-early-stop avoids it)")
+        if search == "bayes":
+            caveats.append("bayes proposed settings from scores on every volume: the cross-validated pick is among "
+                           "candidates the held-out volumes helped choose (grid/random do not)")
+        return replace(_result(matrix, labelled, search, folds, seed, default_row, dropped, pool.describe(),
+                               time.perf_counter() - started, base), caveats=tuple(caveats))
     finally:
         if own_pool:
             pool.close()

@@ -96,5 +96,7 @@ def calibrate(
             + (f" (per-volume rules: {result.rule_cv})" if result.rule_cv else ""))
     console.print(rule, markup=False)
     console.print(result.verdict(), markup=False)
+    for caveat in result.caveats:
+        console.print(f"note: {caveat}", markup=False)
     console.print(f"wrote {output} (use: offlinepack run --config {output} ...); calibration {ident} recorded in "
                   f"{ledger_path}", markup=False)
