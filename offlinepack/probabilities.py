@@ -157,7 +157,8 @@ class ProbabilityWriter:
                 earlier = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 earlier = {}
-            same_models = sorted(m.get("sha256") for m in earlier.get("models", [])) == sorted(m["sha256"] for m in models)
+            recorded = sorted(m.get("sha256") for m in earlier.get("models", []))
+            same_models = recorded == sorted(m["sha256"] for m in models)
             if not same_models or earlier.get("dtype") != self.dtype or earlier.get("settings") != dict(settings):
                 raise OfflinepackError(
                     f"{self.folder} holds probability maps from other models or settings",

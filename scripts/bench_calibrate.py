@@ -58,7 +58,7 @@ def main() -> None:
     for threshold, size in ((0.2, 20000), (0.3, 20000), (0.4, 1000), (0.5, 0)):
         start = time.perf_counter()
         mask = postprocess(prob, PostConfig(threshold=threshold, min_component_voxels=size))
-        score = leaderboard_score(mask, label)
+        leaderboard_score(mask, label)
         costs.append(time.perf_counter() - start)
     out["eval_seconds_320"] = round(float(np.mean(costs)), 3)
     out["load_after_part1"] = os.getloadavg()[0]

@@ -55,7 +55,8 @@ def main() -> None:
 
     steps = {
         "default post (threshold 0.5, components < 1000, fill 3d): baseline": lambda: postprocess(prob, PostConfig()),
-        "threshold only": lambda: postprocess(prob, PostConfig(threshold=0.3, min_component_voxels=0, fill_holes="none")),
+        "threshold only": lambda: postprocess(prob, PostConfig(threshold=0.3, min_component_voxels=0,
+                                                               fill_holes="none")),
         "hysteresis (0.3 / 0.15)": lambda: postprocess(prob, PostConfig(threshold=0.3, hysteresis_low=0.15,
                                                                          min_component_voxels=0, fill_holes="none")),
         "histogram for a per-volume rule": lambda: probability_histogram(prob),

@@ -16,13 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from offlinepack.calibrate import LocalPool, calibrate, pair_with_labels
-from offlinepack.calibrate import space, stats
-from offlinepack.calibrate.tasks import leaderboard_score, score_settings
+from offlinepack.calibrate import stats
+from offlinepack.calibrate.tasks import score_settings
 from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
-from offlinepack.post import postprocess, probability_histogram, volume_threshold
+from offlinepack.post import probability_histogram, volume_threshold
 from offlinepack.probabilities import load_map, open_probabilities
-from offlinepack.volumes import read_volume
 from tests.support.planted import write_planted_set
 
 THRESHOLDS = [round(0.10 + 0.05 * i, 2) for i in range(9)]  # 0.10 ... 0.50
@@ -124,7 +123,8 @@ def test_pairing_names_every_volume_without_a_label(tmp_path: Path) -> None:
     np.save(probs / "000.npy", np.zeros((16, 16, 8), dtype=np.uint8))
     with pytest.raises(OfflinepackError) as info:
         pair_with_labels([(open_probabilities(probs), 1.0)], labels, ids=["000"])
-    assert "volume 000: probability map shape (16, 16, 8) differs from its label's (16, 16, 16)" in info.value.lines()[1]
+    assert ("volume 000: probability map shape (16, 16, 8) differs from its label's (16, 16, 16)"
+            in info.value.lines()[1])
 
 
 def test_cli_writes_a_config_that_run_accepts_and_the_ledger_links_them(tmp_path: Path, monkeypatch) -> None:

@@ -73,7 +73,8 @@ class AblationResult:
             "weights": list(self.weights), "full": self.full.to_dict(),
             "contributions": [{"name": c.name, "drop": c.drop.to_dict(), "time_share": c.time_share,
                                "verdict": c.verdict} for c in self.contributions],
-            "subsets": [{"members": list(n), "score": round(s, 6), "seconds_per_volume": t} for n, s, t in self.subsets],
+            "subsets": [{"members": list(n), "score": round(s, 6), "seconds_per_volume": t}
+                        for n, s, t in self.subsets],
             "recommended": list(self.recommended) if self.recommended is not None else None,
             "budget_seconds_per_volume": self.budget_seconds_per_volume, "post": self.post.to_dict(),
             "volumes": list(self.volumes),

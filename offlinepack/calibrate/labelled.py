@@ -31,7 +31,8 @@ def label_files(labels: Path) -> tuple[Path, dict[str, Path]]:
         raise OfflinepackError(f"labels folder {labels} does not exist (or is not a folder)",
                                hint="pass --labels with the competition's train_labels/ (or the competition folder)")
     folder = labels / "train_labels" if (labels / "train_labels").is_dir() else labels
-    found = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in _SUFFIXES and not p.name.startswith(".")}
+    found = {p.stem: p for p in sorted(folder.iterdir())
+             if p.suffix.lower() in _SUFFIXES and not p.name.startswith(".")}
     if not found:
         raise OfflinepackError(f"{folder} holds no <id>.tif label volumes",
                                hint="pass --labels with the competition's train_labels/ (or the competition folder)")

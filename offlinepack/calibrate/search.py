@@ -223,7 +223,8 @@ def calibrate(
             while len(matrix.settings) - 1 < budget:
                 full = matrix.matrix
                 history = {space.key(s): float(np.nanmean(full[i])) for i, s in enumerate(matrix.settings)}
-                batch = space.propose_bayes(voxels, history, min(max(budget // 8, 4), budget + 1 - len(matrix.settings)), rng)
+                size = min(max(budget // 8, 4), budget + 1 - len(matrix.settings))
+                batch = space.propose_bayes(voxels, history, size, rng)
                 if not batch:
                     break
                 rows = matrix.add(batch)

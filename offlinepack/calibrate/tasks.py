@@ -147,7 +147,8 @@ class DaskPool:
             self.client = Client(address, timeout=connect_timeout)
         except (OSError, TimeoutError) as error:
             raise OfflinepackError(f"cannot reach the Dask scheduler at {address}: {error}",
-                                   hint="start one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+                                   hint="start one with `dask scheduler` and workers with "
+                                        "`dask worker ADDRESS`") from None
         self.address, self.retries = address, retries
 
     def describe(self) -> dict[str, Any]:

@@ -63,7 +63,8 @@ def ablate(
     console.print(f"full ensemble ({len(result.members)} models, {len(result.volumes)} volumes): {result.full}",
                   markup=False)
     for contribution, member in zip(result.contributions, result.members):
-        share = f"{contribution.time_share:.0%} of inference time" if contribution.time_share is not None else "time unknown"
+        share = ("time unknown" if contribution.time_share is None
+                 else f"{contribution.time_share:.0%} of inference time")
         console.print(f"  {contribution.name}: score drop when left out {contribution.drop} -> "
                       f"{contribution.verdict}; {share}{' (maps reused)' if member.reused else ''}", markup=False)
     if result.recommended is None:

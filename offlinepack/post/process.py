@@ -71,12 +71,14 @@ class PostConfig:
     def _topology_problems(self) -> list[str]:
         problems = []
         if self.threshold_rule not in THRESHOLD_RULES:
-            problems.append(f"post.threshold_rule must be one of {', '.join(THRESHOLD_RULES)}, got {self.threshold_rule!r}")
+            problems.append(f"post.threshold_rule must be one of {', '.join(THRESHOLD_RULES)}, "
+                            f"got {self.threshold_rule!r}")
         for name in ("foreground_fraction", "rule_quantile"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
                 problems.append(f"post.{name} must be between 0 and 1 (exclusive), got {value!r}")
-        if isinstance(self.rule_factor, bool) or not isinstance(self.rule_factor, (int, float)) or self.rule_factor <= 0:
+        factor = self.rule_factor
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
             problems.append(f"post.rule_factor must be > 0, got {self.rule_factor!r}")
         floor = self.min_component_mean_probability
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= floor < 1.0:
