@@ -123,7 +123,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
     save_probabilities: Annotated[Optional[Path], typer.Option("--save-probabilities", help="Also save each volume's probability map here (<id>.npy + probabilities.json).", file_okay=False)] = None,
-    probabilities_dtype: Annotated[str, typer.Option("--probabilities-dtype", help="uint8 (p*255 rounded) | float16 [uint8].")] = "uint8",
+    probabilities_dtype: Annotated[str, typer.Option("--probabilities-dtype", help="uint8 (p*255 rounded) or float16.")] = "uint8",
     from_probabilities: Annotated[Optional[Path], typer.Option("--from-probabilities", help="Skip inference: post-process maps saved by --save-probabilities (input defaults to the one they were made from).", file_okay=False)] = None,
 ) -> None:
     """Predict every test volume, post-process, write and validate submission.zip, record the run.
