@@ -503,20 +503,6 @@ def _heap_pop(heap, size):
 
 
 @njit
-def _heap_pivot(heap, size):
-    """Largest edge present an odd number of times (Z/2 sum), popping cancelled pairs; -1 when the sum is zero.
-    The pivot itself stays in the heap."""
-    while size > 0:
-        top, size = _heap_pop(heap, size)
-        if size > 0 and heap[0] == top:
-            _, size = _heap_pop(heap, size)
-            continue
-        heap, size = _heap_push(heap, size, top)
-        return top, heap, size
-    return -1, heap, size
-
-
-@njit
 def _square_steps(t, sx, nz):
     """(a, b, type of a, type of b): the two voxel steps spanning a square of type t, a < b."""
     if t == 0:
@@ -527,33 +513,44 @@ def _square_steps(t, sx, nz):
 
 
 @njit
+def _toggle(mark, heap, size, edge):
+    """Add one edge to the working column (Z/2): flip its mark; push it when it appears (stale entries stay in
+    the heap and are skipped when they reach the top)."""
+    if mark[edge]:
+        mark[edge] = 0
+        return heap, size
+    mark[edge] = 1
+    return _heap_push(heap, size, edge)
+
+
+@njit
 def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_len, n_slots, pool, pool_size,
-                   heap, sx, nz):
+                   heap, mark, scratch, sx, nz):
     """Reduce one column that is not already reduced (its lowest edge is another column's pivot).
-    Returns (reduced to zero, and the grown buffers)."""
+    Returns (reduced to zero, and the grown buffers). `mark` is all zero before and after."""
     size = 0
     for i in range(k):
-        heap, size = _heap_push(heap, size, boundary[i])
-    scratch = np.empty(4, np.int64)
+        heap, size = _toggle(mark, heap, size, boundary[i])
     while True:
-        pivot, heap, size = _heap_pivot(heap, size)
-        if pivot < 0:
+        while size > 0 and not mark[heap[0]]:
+            _, size = _heap_pop(heap, size)
+        if size == 0:
             return True, slot_start, slot_len, n_slots, pool, pool_size, heap
+        pivot = heap[0]
         other = pivot_column[pivot]
         if other < 0:
             pivot_column[pivot] = s
             start = pool_size
-            while size > 0:  # keep the reduced column (Z/2 sum, cancelled pairs dropped) for later additions
-                top, size = _heap_pop(heap, size)
-                if size > 0 and heap[0] == top:
-                    _, size = _heap_pop(heap, size)
-                    continue
-                if pool_size == pool.size:
-                    bigger = np.empty(2 * pool.size, np.int64)
-                    bigger[:pool_size] = pool[:pool_size]
-                    pool = bigger
-                pool[pool_size] = top
-                pool_size += 1
+            for i in range(size):  # keep the reduced column for later additions, clearing the marks
+                edge = heap[i]
+                if mark[edge]:
+                    mark[edge] = 0
+                    if pool_size == pool.size:
+                        bigger = np.empty(2 * pool.size, np.int64)
+                        bigger[:pool_size] = pool[:pool_size]
+                        pool = bigger
+                    pool[pool_size] = edge
+                    pool_size += 1
             if n_slots == slot_start.size:
                 bigger_start = np.empty(2 * n_slots, np.int64)
                 bigger_start[:n_slots] = slot_start
@@ -569,11 +566,11 @@ def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_l
         if slot >= 0:
             start = slot_start[slot]
             for i in range(slot_len[slot]):
-                heap, size = _heap_push(heap, size, pool[start + i])
+                heap, size = _toggle(mark, heap, size, pool[start + i])
         else:  # an emergent column: its reduced form is its boundary
             kk = _relative_boundary(fg, other, sx, nz, scratch)
             for i in range(kk):
-                heap, size = _heap_push(heap, size, scratch[i])
+                heap, size = _toggle(mark, heap, size, scratch[i])
 
 
 @njit
@@ -617,6 +614,8 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
     size_p = 0
     size_l = 0
     heap = np.empty(256, np.int64)
+    mark = np.zeros(3 * n, np.uint8)
+    scratch = np.empty(4, np.int64)
     boundary = np.empty(4, np.int64)
     matched = 0
     for value in (0, 1):
@@ -650,7 +649,7 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                             else:
                                 zero_p, start_p, len_p, n_p, pool_p, size_p, heap = _reduce_column(
                                     pred, s, boundary, k, pivot_p, slot_p, start_p, len_p, n_p, pool_p, size_p,
-                                    heap, sx, nz)
+                                    heap, mark, scratch, sx, nz)
                         zero_l = False
                         k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
                         if k > 0:
@@ -659,7 +658,7 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                             else:
                                 zero_l, start_l, len_l, n_l, pool_l, size_l, heap = _reduce_column(
                                     label, s, boundary, k, pivot_l, slot_l, start_l, len_l, n_l, pool_l, size_l,
-                                    heap, sx, nz)
+                                    heap, mark, scratch, sx, nz)
                         if value == 1 and zero_p and zero_l:
                             matched += 1
     return matched
