@@ -59,6 +59,8 @@ def match_tile(pred_fg: np.ndarray, label_fg: np.ndarray) -> TileMatch:
         raise ValueError(f"match_tile needs two 3D masks of one shape, got {pred.shape} and {label.shape}")
     if pred.size == 0:
         return EMPTY
+    if 3 * pred.size >= 2**31:  # cell numbers are kept in int32 arrays
+        raise ValueError(f"match_tile works on tiles of fewer than {2**31 // 3} voxels, got {pred.shape}")
     pred_u8 = pred.view(np.uint8)
     label_u8 = label.view(np.uint8)
     solid = min(pred.shape) >= 2  # the library computes dimension 2 only for a true 3D grid
@@ -335,37 +337,38 @@ def _image_dim2(bg_input, bg_comp, cube_input, cube_comp):
     values_cmp = np.empty(n + 1, np.uint8)
     values_cmp[:n] = cube_comp
     values_cmp[n] = 3
-    parent = np.arange(n + 1)
-    best_in = np.arange(n + 1)
-    best_cmp = np.arange(n + 1)
+    parent = np.arange(n + 1).astype(np.int32)
+    best_in = np.arange(n + 1).astype(np.int32)
+    best_cmp = np.arange(n + 1).astype(np.int32)
     dies_into = np.zeros(n + 1, np.uint8)
     for value in (1, 0):
-        for s in range(3 * n - 1, -1, -1):
-            v = s // 3
-            t = s - 3 * v
-            x = v // sx
-            y = (v // nz) % ny
-            z = v % nz
-            if not _square_exists(x, y, z, t, nx, ny, nz):
-                continue
-            if _square_value(b, v, t, sx, nz) != value:
-                continue
-            lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
-            ra = _find(parent, lo)
-            rb = _find(parent, hi)
-            if ra == rb:
-                continue
-            ya = best_in[ra]
-            yb = best_in[rb]
-            killed_in = ya if _key_less(values_in, ya, yb) else yb
-            ca = best_cmp[ra]
-            cb = best_cmp[rb]
-            killed_cmp = ca if _key_less(values_cmp, ca, cb) else cb
-            if values_in[killed_in] != value:
-                dies_into[killed_cmp] = 1
-            parent[rb] = ra
-            best_in[ra] = yb if killed_in == ya else ya
-            best_cmp[ra] = cb if killed_cmp == ca else ca
+        for x in range(nx - 1, -1, -1):
+            for y in range(ny - 1, -1, -1):
+                for z in range(nz - 1, -1, -1):
+                    v = (x * ny + y) * nz + z
+                    if value == 0 and b[v]:
+                        continue  # a value-0 square needs all its voxels foreground in this input
+                    for t in range(2, -1, -1):
+                        if not _square_exists(x, y, z, t, nx, ny, nz):
+                            continue
+                        if _square_value(b, v, t, sx, nz) != value:
+                            continue
+                        lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
+                        ra = _find(parent, lo)
+                        rb = _find(parent, hi)
+                        if ra == rb:
+                            continue
+                        ya = best_in[ra]
+                        yb = best_in[rb]
+                        killed_in = ya if _key_less(values_in, ya, yb) else yb
+                        ca = best_cmp[ra]
+                        cb = best_cmp[rb]
+                        killed_cmp = ca if _key_less(values_cmp, ca, cb) else cb
+                        if values_in[killed_in] != value:
+                            dies_into[killed_cmp] = 1
+                        parent[rb] = ra
+                        best_in[ra] = yb if killed_in == ya else ya
+                        best_cmp[ra] = cb if killed_cmp == ca else ca
     return dies_into
 
 
@@ -381,34 +384,35 @@ def _comparison_pass(bg_comp, cube_comp, into_pred, into_label, need_match):
     values = np.empty(n + 1, np.uint8)
     values[:n] = cube_comp
     values[n] = 3
-    parent = np.arange(n + 1)
-    best = np.arange(n + 1)
+    parent = np.arange(n + 1).astype(np.int32)
+    best = np.arange(n + 1).astype(np.int32)
     positive = np.zeros(3 * n, np.uint8)
     matched = 0
     for value in (1, 0):
-        for s in range(3 * n - 1, -1, -1):
-            v = s // 3
-            t = s - 3 * v
-            x = v // sx
-            y = (v // nz) % ny
-            z = v % nz
-            if not _square_exists(x, y, z, t, nx, ny, nz):
-                continue
-            if _square_value(b, v, t, sx, nz) != value:
-                continue
-            lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
-            ra = _find(parent, lo)
-            rb = _find(parent, hi)
-            if ra == rb:
-                continue
-            positive[s] = 1
-            ya = best[ra]
-            yb = best[rb]
-            killed = ya if _key_less(values, ya, yb) else yb
-            if need_match and values[killed] != value and into_pred[killed] and into_label[killed]:
-                matched += 1
-            parent[rb] = ra
-            best[ra] = yb if killed == ya else ya
+        for x in range(nx - 1, -1, -1):
+            for y in range(ny - 1, -1, -1):
+                for z in range(nz - 1, -1, -1):
+                    v = (x * ny + y) * nz + z
+                    if value == 0 and b[v]:
+                        continue  # a value-0 square needs all its voxels foreground in the comparison
+                    for t in range(2, -1, -1):
+                        if not _square_exists(x, y, z, t, nx, ny, nz):
+                            continue
+                        if _square_value(b, v, t, sx, nz) != value:
+                            continue
+                        lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
+                        ra = _find(parent, lo)
+                        rb = _find(parent, hi)
+                        if ra == rb:
+                            continue
+                        positive[3 * v + t] = 1
+                        ya = best[ra]
+                        yb = best[rb]
+                        killed = ya if _key_less(values, ya, yb) else yb
+                        if need_match and values[killed] != value and into_pred[killed] and into_label[killed]:
+                            matched += 1
+                        parent[rb] = ra
+                        best[ra] = yb if killed == ya else ya
     return positive, matched
 
 
