@@ -431,42 +431,11 @@ def _comparison_dim2(pred: np.ndarray, label: np.ndarray, need_match: bool) -> t
 
 
 @njit
-def _edge_in(fg, v, t, sx, nz):
-    """Whether edge 3v+t lies in the foreground complex (both voxels foreground)."""
-    if t == 0:
-        return fg[v] & fg[v + sx]
-    if t == 1:
-        return fg[v] & fg[v + nz]
-    return fg[v] & fg[v + 1]
-
-
-@njit
 def _relative_boundary(fg, s, sx, nz, out):
-    """Edges of square s outside the foreground complex `fg`, into `out`; returns how many."""
+    """Edges of square s outside the foreground complex `fg`, into `out` (largest first); returns how many."""
     v = s // 3
-    t = s - 3 * v
-    if t == 0:  # spans y and z
-        e0 = 3 * v + 1
-        e1 = 3 * v + 2
-        e2 = 3 * (v + nz) + 2
-        e3 = 3 * (v + 1) + 1
-    elif t == 1:  # spans x and z
-        e0 = 3 * v
-        e1 = 3 * v + 2
-        e2 = 3 * (v + sx) + 2
-        e3 = 3 * (v + 1)
-    else:  # spans x and y
-        e0 = 3 * v
-        e1 = 3 * v + 1
-        e2 = 3 * (v + sx) + 1
-        e3 = 3 * (v + nz)
-    k = 0
-    for e in (e0, e1, e2, e3):
-        ev = e // 3
-        if not _edge_in(fg, ev, e - 3 * ev, sx, nz):
-            out[k] = e
-            k += 1
-    return k
+    a, b, da, db = _square_steps(s - 3 * v, sx, nz)
+    return _lowest_first_boundary(fg, v, a, b, da, db, out)
 
 
 @njit
