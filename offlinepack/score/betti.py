@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from offlinepack.score._numba import njit
+from offlinepack.score._numba import leading_zeros, njit
 
 DIMENSIONS = 3
 
@@ -439,43 +439,6 @@ def _relative_boundary(fg, s, sx, nz, out):
 
 
 @njit
-def _heap_push(heap, size, item):
-    if size == heap.size:
-        bigger = np.empty(2 * heap.size, heap.dtype)
-        bigger[:size] = heap[:size]
-        heap = bigger
-    i = size
-    heap[i] = item
-    while i > 0:
-        up = (i - 1) >> 1
-        if heap[up] >= heap[i]:
-            break
-        heap[up], heap[i] = heap[i], heap[up]
-        i = up
-    return heap, size + 1
-
-
-@njit
-def _heap_pop(heap, size):
-    top = heap[0]
-    size -= 1
-    heap[0] = heap[size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and heap[left + 1] > heap[left]:
-            child = left + 1
-        if heap[i] >= heap[child]:
-            break
-        heap[i], heap[child] = heap[child], heap[i]
-        i = child
-    return top, size
-
-
-@njit
 def _square_steps(t, sx, nz):
     """(a, b, type of a, type of b): the two voxel steps spanning a square of type t, a < b."""
     if t == 0:
@@ -486,44 +449,78 @@ def _square_steps(t, sx, nz):
 
 
 @njit
-def _toggle(mark, heap, size, edge):
-    """Add one edge to the working column (Z/2): flip its mark; push it when it appears (stale entries stay in
-    the heap and are skipped when they reach the top)."""
-    if mark[edge]:
-        mark[edge] = 0
-        return heap, size
-    mark[edge] = 1
-    return _heap_push(heap, size, edge)
+def _msb(word):
+    """Index of the highest set bit of a non-zero uint64."""
+    return 63 - np.int64(leading_zeros(word))
+
+
+@njit
+def _up_to(bit):
+    """uint64 mask of bits 0..bit."""
+    if bit == 63:
+        return ~np.uint64(0)
+    return (np.uint64(1) << np.uint64(bit + 1)) - np.uint64(1)
+
+
+@njit
+def _toggle(words, summary, edge):
+    """Add one edge to the working column (Z/2). The column is a bitset over edge numbers plus a summary bitset
+    of its non-empty words, so the pivot search skips empty stretches quickly."""
+    w = edge >> 6
+    words[w] ^= np.uint64(1) << np.uint64(edge & 63)
+    bit = np.uint64(1) << np.uint64(w & 63)
+    if words[w]:
+        summary[w >> 6] |= bit
+    else:
+        summary[w >> 6] &= ~bit
+
+
+@njit
+def _max_at_most(words, summary, edge):
+    """Largest edge in the working column that is <= edge, or -1."""
+    w = edge >> 6
+    masked = words[w] & _up_to(edge & 63)
+    if masked:
+        return (w << 6) + _msb(masked)
+    if w == 0:
+        return -1
+    q = w - 1
+    w2 = q >> 6
+    masked = summary[w2] & _up_to(q & 63)
+    while True:
+        if masked:
+            word = (w2 << 6) + _msb(masked)
+            return (word << 6) + _msb(words[word])
+        if w2 == 0:
+            return -1
+        w2 -= 1
+        masked = summary[w2]
 
 
 @njit
 def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_len, n_slots, pool, pool_size,
-                   heap, mark, scratch, sx, nz):
-    """Reduce one column that is not already reduced (its lowest edge is another column's pivot).
-    Returns (reduced to zero, and the grown buffers). `mark` is all zero before and after."""
-    size = 0
+                   words, summary, scratch, sx, nz):
+    """Reduce one column that is not already reduced (its lowest edge is another column's pivot). Each addition
+    cancels the pivot and adds only smaller edges, so the pivot only moves down. Returns (reduced to zero, and the
+    grown buffers). The working bitsets are empty before and after."""
     for i in range(k):
-        heap, size = _toggle(mark, heap, size, boundary[i])
+        _toggle(words, summary, boundary[i])
+    pivot = boundary[0]
     while True:
-        while size > 0 and not mark[heap[0]]:
-            _, size = _heap_pop(heap, size)
-        if size == 0:
-            return True, slot_start, slot_len, n_slots, pool, pool_size, heap
-        pivot = heap[0]
         other = pivot_column[pivot]
         if other < 0:
             pivot_column[pivot] = s
             start = pool_size
-            for i in range(size):  # keep the reduced column for later additions, clearing the marks
-                edge = heap[i]
-                if mark[edge]:
-                    mark[edge] = 0
-                    if pool_size == pool.size:
-                        bigger = np.empty(2 * pool.size, np.int64)
-                        bigger[:pool_size] = pool[:pool_size]
-                        pool = bigger
-                    pool[pool_size] = edge
-                    pool_size += 1
+            edge = pivot
+            while edge >= 0:  # keep the reduced column for later additions, emptying the bitsets
+                if pool_size == pool.size:
+                    bigger = np.empty(2 * pool.size, np.int64)
+                    bigger[:pool_size] = pool[:pool_size]
+                    pool = bigger
+                pool[pool_size] = edge
+                pool_size += 1
+                _toggle(words, summary, edge)
+                edge = _max_at_most(words, summary, edge)
             if n_slots == slot_start.size:
                 bigger_start = np.empty(2 * n_slots, np.int64)
                 bigger_start[:n_slots] = slot_start
@@ -534,16 +531,19 @@ def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_l
             slot_start[n_slots] = start
             slot_len[n_slots] = pool_size - start
             slot_of[s] = n_slots
-            return False, slot_start, slot_len, n_slots + 1, pool, pool_size, heap
+            return False, slot_start, slot_len, n_slots + 1, pool, pool_size
         slot = slot_of[other]
         if slot >= 0:
             start = slot_start[slot]
             for i in range(slot_len[slot]):
-                heap, size = _toggle(mark, heap, size, pool[start + i])
+                _toggle(words, summary, pool[start + i])
         else:  # an emergent column: its reduced form is its boundary
             kk = _relative_boundary(fg, other, sx, nz, scratch)
             for i in range(kk):
-                heap, size = _toggle(mark, heap, size, scratch[i])
+                _toggle(words, summary, scratch[i])
+        pivot = _max_at_most(words, summary, pivot)
+        if pivot < 0:
+            return True, slot_start, slot_len, n_slots, pool, pool_size
 
 
 @njit
@@ -586,8 +586,8 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
     pool_l = np.empty(4096, np.int64)
     size_p = 0
     size_l = 0
-    heap = np.empty(256, np.int64)
-    mark = np.zeros(3 * n, np.uint8)
+    words = np.zeros((3 * n + 63) // 64, np.uint64)
+    summary = np.zeros((words.size + 63) // 64, np.uint64)
     scratch = np.empty(4, np.int64)
     boundary = np.empty(4, np.int64)
     matched = 0
@@ -620,18 +620,18 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                             if pivot_p[boundary[0]] < 0:
                                 pivot_p[boundary[0]] = s
                             else:
-                                zero_p, start_p, len_p, n_p, pool_p, size_p, heap = _reduce_column(
+                                zero_p, start_p, len_p, n_p, pool_p, size_p = _reduce_column(
                                     pred, s, boundary, k, pivot_p, slot_p, start_p, len_p, n_p, pool_p, size_p,
-                                    heap, mark, scratch, sx, nz)
+                                    words, summary, scratch, sx, nz)
                         zero_l = False
                         k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
                         if k > 0:
                             if pivot_l[boundary[0]] < 0:
                                 pivot_l[boundary[0]] = s
                             else:
-                                zero_l, start_l, len_l, n_l, pool_l, size_l, heap = _reduce_column(
+                                zero_l, start_l, len_l, n_l, pool_l, size_l = _reduce_column(
                                     label, s, boundary, k, pivot_l, slot_l, start_l, len_l, n_l, pool_l, size_l,
-                                    heap, mark, scratch, sx, nz)
+                                    words, summary, scratch, sx, nz)
                         if value == 1 and zero_p and zero_l:
                             matched += 1
     return matched
