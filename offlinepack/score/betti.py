@@ -12,12 +12,15 @@ below cheap (see ../shared/SCORING.md and the reasoning at each dimension):
   joins two components that both hold prediction and label foreground.
 - dim 2: union-find over the 3-cells (plus the outside) sweeping faces from last to first, as the library does:
   a prediction cavity is matched to a label cavity when both die into the same comparison cavity.
-- dim 1: p = b1 of the foreground complex (Euler characteristic). A comparison square of value 1 that kills a loop
-  (negative in the comparison, known from the dim-2 sweep) matches a prediction loop iff it kills an image class
-  of the prediction, which holds iff its boundary, restricted to the cells outside the prediction's foreground
-  complex, reduces to zero against the earlier columns (a relative reduction; its pivots are those of the
-  library's image reduction in the rows outside the foreground complex). m1 counts the squares where that holds
-  for both masks.
+- dim 1: p = b1 of the foreground complex (Euler characteristic). The library matches a prediction loop and a
+  label loop when the image reductions of both (comparison's columns, each input's row order) give pivots that
+  are kept pairs of the inputs at the same comparison square, itself a kept comparison pair. For a comparison
+  square of value 1 that kills a loop (negative in the comparison, known from the dim-2 sweep) the image pivot
+  is a value-0 edge of the input exactly when its boundary, restricted to the edges outside the input's
+  foreground complex, lies in the span of the earlier columns so restricted (the pivot of a reduced column is
+  the least one reachable; such a pivot is always the birth of a kept input pair). Span membership does not
+  depend on how the reduction is done, only on the column order, so one pass reduces both restricted matrices
+  and m1 counts the squares that reduce to zero in both.
 """
 
 from __future__ import annotations
@@ -498,18 +501,18 @@ def _max_at_most(words, summary, edge):
 
 
 @njit
-def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_len, n_slots, pool, pool_size,
+def _reduce_column(fg, boundary, k, pivot_column, slot_start, slot_len, n_slots, pool, pool_size,
                    words, summary, scratch, sx, nz):
     """Reduce one column that is not already reduced (its lowest edge is another column's pivot). Each addition
     cancels the pivot and adds only smaller edges, so the pivot only moves down. Returns (reduced to zero, and the
-    grown buffers). The working bitsets are empty before and after."""
+    grown buffers). The working bitsets are empty before and after. pivot_column holds, per edge, -1 (free), the
+    square whose boundary is its reduced column (>= 0), or -2 - the slot of a stored reduced column."""
     for i in range(k):
         _toggle(words, summary, boundary[i])
     pivot = boundary[0]
     while True:
         other = pivot_column[pivot]
-        if other < 0:
-            pivot_column[pivot] = s
+        if other == -1:
             start = pool_size
             edge = pivot
             while edge >= 0:  # keep the reduced column for later additions, emptying the bitsets
@@ -530,10 +533,10 @@ def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_l
                 slot_len = bigger_len
             slot_start[n_slots] = start
             slot_len[n_slots] = pool_size - start
-            slot_of[s] = n_slots
+            pivot_column[pivot] = -2 - n_slots
             return False, slot_start, slot_len, n_slots + 1, pool, pool_size
-        slot = slot_of[other]
-        if slot >= 0:
+        if other <= -2:
+            slot = -2 - other
             start = slot_start[slot]
             for i in range(slot_len[slot]):
                 _toggle(words, summary, pool[start + i])
@@ -574,8 +577,6 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
     n = nx * sx
     pivot_p = np.full(3 * n, -1, np.int32)
     pivot_l = np.full(3 * n, -1, np.int32)
-    slot_p = np.full(3 * n, -1, np.int32)
-    slot_l = np.full(3 * n, -1, np.int32)
     start_p = np.empty(256, np.int64)
     len_p = np.empty(256, np.int64)
     start_l = np.empty(256, np.int64)
@@ -617,20 +618,20 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                         zero_p = False
                         k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
                         if k > 0:  # else the square lies in the prediction's complex: no column there
-                            if pivot_p[boundary[0]] < 0:
+                            if pivot_p[boundary[0]] == -1:  # free: the column is already reduced
                                 pivot_p[boundary[0]] = s
                             else:
                                 zero_p, start_p, len_p, n_p, pool_p, size_p = _reduce_column(
-                                    pred, s, boundary, k, pivot_p, slot_p, start_p, len_p, n_p, pool_p, size_p,
+                                    pred, boundary, k, pivot_p, start_p, len_p, n_p, pool_p, size_p,
                                     words, summary, scratch, sx, nz)
                         zero_l = False
                         k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
                         if k > 0:
-                            if pivot_l[boundary[0]] < 0:
+                            if pivot_l[boundary[0]] == -1:
                                 pivot_l[boundary[0]] = s
                             else:
                                 zero_l, start_l, len_l, n_l, pool_l, size_l = _reduce_column(
-                                    label, s, boundary, k, pivot_l, slot_l, start_l, len_l, n_l, pool_l, size_l,
+                                    label, boundary, k, pivot_l, start_l, len_l, n_l, pool_l, size_l,
                                     words, summary, scratch, sx, nz)
                         if value == 1 and zero_p and zero_l:
                             matched += 1
