@@ -612,24 +612,32 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                         if positive[s]:
                             continue
                         a, b, da, db = _square_steps(t, sx, nz)
-                        in_comp = comp_fg[v] and comp_fg[v + a] and comp_fg[v + b] and comp_fg[v + a + b]
-                        if in_comp != (value == 0):
+                        fg_corners = comp_fg[v] + comp_fg[v + a] + comp_fg[v + b] + comp_fg[v + a + b]
+                        if (fg_corners == 4) != (value == 0):
                             continue
+                        # the column's lowest edge: the whole boundary when all four voxels are background
+                        # (for both masks), else the edges outside each mask's foreground complex
                         zero_p = False
-                        k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
+                        k = _lowest_first_boundary(pred, v, a, b, da, db, boundary) if fg_corners else 4
                         if k > 0:  # else the square lies in the prediction's complex: no column there
-                            if pivot_p[boundary[0]] == -1:  # free: the column is already reduced
-                                pivot_p[boundary[0]] = s
+                            low = boundary[0] if fg_corners else 3 * (v + b) + da
+                            if pivot_p[low] == -1:  # free: the column is already reduced
+                                pivot_p[low] = s
                             else:
+                                if not fg_corners:
+                                    k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
                                 zero_p, start_p, len_p, n_p, pool_p, size_p = _reduce_column(
                                     pred, boundary, k, pivot_p, start_p, len_p, n_p, pool_p, size_p,
                                     words, summary, scratch, sx, nz)
                         zero_l = False
-                        k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
+                        k = _lowest_first_boundary(label, v, a, b, da, db, boundary) if fg_corners else 4
                         if k > 0:
-                            if pivot_l[boundary[0]] == -1:
-                                pivot_l[boundary[0]] = s
+                            low = boundary[0] if fg_corners else 3 * (v + b) + da
+                            if pivot_l[low] == -1:
+                                pivot_l[low] = s
                             else:
+                                if not fg_corners:
+                                    k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
                                 zero_l, start_l, len_l, n_l, pool_l, size_l = _reduce_column(
                                     label, boundary, k, pivot_l, start_l, len_l, n_l, pool_l, size_l,
                                     words, summary, scratch, sx, nz)
