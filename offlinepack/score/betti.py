@@ -107,14 +107,10 @@ def _betti_numbers(fg: np.ndarray, solid: bool) -> tuple[int, int, int]:
 
 @njit
 def _find(parent, i):
-    root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:  # path compression
-        nxt = parent[i]
-        parent[i] = root
-        i = nxt
-    return root
+    while parent[i] != i:  # path halving
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
 
 
 @njit
