@@ -70,6 +70,7 @@ def measure(impl: str, data: Path) -> dict:
         raise SystemExit(f"{impl} failed on {data}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_mib"] = round(peak / 1024)
+    result["load_after"] = round(os.getloadavg()[0], 1)  # the machine's 1-minute load: how shared it was
     return result
 
 
@@ -80,8 +81,9 @@ def run_one(impl: str, data: Path) -> None:
     pred, label = arrays["pred"], arrays["label"]
     if impl.startswith("offlinepack"):
         from offlinepack.score import score_volume
+        from offlinepack.score.metric import warm_up
 
-        score_volume(pred[:8, :8, :8], label[:8, :8, :8])  # load numba's cached code outside the timing
+        warm_up()  # load (or compile) every numba function outside the timing, in every dimension's path
         start = time.perf_counter()
         result = score_volume(pred, label, workers=2 if impl.endswith("w2") else 1)
         seconds = time.perf_counter() - start
@@ -122,7 +124,8 @@ def main() -> None:
                 row = {"size": size, **r, "speedup": ref["seconds"] / r["seconds"], "max_abs_diff_vs_reference": diff}
                 rows.append(row)
                 print(f"{size}^3 {impl:15s} {r['seconds']:8.2f} s  peak {r['peak_mib']:6d} MiB  "
-                      f"x{row['speedup']:5.1f}  score {r['raw_score']:.12f}  max|diff| {diff:.1e}", flush=True)
+                      f"x{row['speedup']:5.1f}  score {r['raw_score']:.12f}  max|diff| {diff:.1e}  "
+                      f"load {r['load_after']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

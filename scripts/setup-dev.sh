@@ -22,7 +22,8 @@ if [ -s tests/requirements-nodeps.txt ]; then
 fi
 # the tests' independent Betti-matching reference: the compiled module inside this wheel, loaded from the file by
 # tests/support/betti_reference.py (no deps: the wheel declares torch; never installed, never shipped)
-if ! ls .venv/reference-wheels/topolosses-0.2.0-*.whl >/dev/null 2>&1; then
+PY_TAG=$(.venv/bin/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+if ! ls .venv/reference-wheels/topolosses-0.2.0-"$PY_TAG"-*.whl >/dev/null 2>&1; then
     .venv/bin/python -m pip download --quiet --no-deps "topolosses==0.2.0" -d .venv/reference-wheels \
         || echo "warning: could not download topolosses==0.2.0; the Betti-matching reference tests will skip" >&2
 fi

@@ -82,6 +82,20 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 
+try:  # count leading zeros of an integer, compiled to one instruction
+    from numba.cpython.unsafe.numbers import leading_zeros
+except ImportError:  # pragma: no cover - an older or newer numba without this intrinsic
+
+    @numba.njit(cache=CACHE_USABLE)
+    def leading_zeros(word: Any) -> int:
+        count = 0
+        probe = numba.uint64(1) << numba.uint64(63)
+        while count < 64 and not (word & probe):
+            count += 1
+            probe >>= numba.uint64(1)
+        return count
+
+
 def njit(function: Callable[..., Any] | None = None, **options: Any) -> Any:
     """`numba.njit(cache=True, **options)`, used as `@njit` or `@njit(...)`.
 

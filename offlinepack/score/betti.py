@@ -12,12 +12,15 @@ below cheap (see ../shared/SCORING.md and the reasoning at each dimension):
   joins two components that both hold prediction and label foreground.
 - dim 2: union-find over the 3-cells (plus the outside) sweeping faces from last to first, as the library does:
   a prediction cavity is matched to a label cavity when both die into the same comparison cavity.
-- dim 1: p = b1 of the foreground complex (Euler characteristic). A comparison square of value 1 that kills a loop
-  (negative in the comparison, known from the dim-2 sweep) matches a prediction loop iff it kills an image class
-  of the prediction, which holds iff its boundary, restricted to the cells outside the prediction's foreground
-  complex, reduces to zero against the earlier columns (a relative reduction; its pivots are those of the
-  library's image reduction in the rows outside the foreground complex). m1 counts the squares where that holds
-  for both masks.
+- dim 1: p = b1 of the foreground complex (Euler characteristic). The library matches a prediction loop and a
+  label loop when the image reductions of both (comparison's columns, each input's row order) give pivots that
+  are kept pairs of the inputs at the same comparison square, itself a kept comparison pair. For a comparison
+  square of value 1 that kills a loop (negative in the comparison, known from the dim-2 sweep) the image pivot
+  is a value-0 edge of the input exactly when its boundary, restricted to the edges outside the input's
+  foreground complex, lies in the span of the earlier columns so restricted (the pivot of a reduced column is
+  the least one reachable; such a pivot is always the birth of a kept input pair). Span membership does not
+  depend on how the reduction is done, only on the column order, so one pass reduces both restricted matrices
+  and m1 counts the squares that reduce to zero in both.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from offlinepack.score._numba import njit
+from offlinepack.score._numba import leading_zeros, njit
 
 DIMENSIONS = 3
 
@@ -59,6 +62,8 @@ def match_tile(pred_fg: np.ndarray, label_fg: np.ndarray) -> TileMatch:
         raise ValueError(f"match_tile needs two 3D masks of one shape, got {pred.shape} and {label.shape}")
     if pred.size == 0:
         return EMPTY
+    if 3 * pred.size >= 2**31:  # cell numbers are kept in int32 arrays
+        raise ValueError(f"match_tile works on tiles of fewer than {2**31 // 3} voxels, got {pred.shape}")
     pred_u8 = pred.view(np.uint8)
     label_u8 = label.view(np.uint8)
     solid = min(pred.shape) >= 2  # the library computes dimension 2 only for a true 3D grid
@@ -102,14 +107,10 @@ def _betti_numbers(fg: np.ndarray, solid: bool) -> tuple[int, int, int]:
 
 @njit
 def _find(parent, i):
-    root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:  # path compression
-        nxt = parent[i]
-        parent[i] = root
-        i = nxt
-    return root
+    while parent[i] != i:  # path halving
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
 
 
 @njit
@@ -335,37 +336,38 @@ def _image_dim2(bg_input, bg_comp, cube_input, cube_comp):
     values_cmp = np.empty(n + 1, np.uint8)
     values_cmp[:n] = cube_comp
     values_cmp[n] = 3
-    parent = np.arange(n + 1)
-    best_in = np.arange(n + 1)
-    best_cmp = np.arange(n + 1)
+    parent = np.arange(n + 1).astype(np.int32)
+    best_in = np.arange(n + 1).astype(np.int32)
+    best_cmp = np.arange(n + 1).astype(np.int32)
     dies_into = np.zeros(n + 1, np.uint8)
     for value in (1, 0):
-        for s in range(3 * n - 1, -1, -1):
-            v = s // 3
-            t = s - 3 * v
-            x = v // sx
-            y = (v // nz) % ny
-            z = v % nz
-            if not _square_exists(x, y, z, t, nx, ny, nz):
-                continue
-            if _square_value(b, v, t, sx, nz) != value:
-                continue
-            lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
-            ra = _find(parent, lo)
-            rb = _find(parent, hi)
-            if ra == rb:
-                continue
-            ya = best_in[ra]
-            yb = best_in[rb]
-            killed_in = ya if _key_less(values_in, ya, yb) else yb
-            ca = best_cmp[ra]
-            cb = best_cmp[rb]
-            killed_cmp = ca if _key_less(values_cmp, ca, cb) else cb
-            if values_in[killed_in] != value:
-                dies_into[killed_cmp] = 1
-            parent[rb] = ra
-            best_in[ra] = yb if killed_in == ya else ya
-            best_cmp[ra] = cb if killed_cmp == ca else ca
+        for x in range(nx - 1, -1, -1):
+            for y in range(ny - 1, -1, -1):
+                for z in range(nz - 1, -1, -1):
+                    v = (x * ny + y) * nz + z
+                    if value == 0 and b[v]:
+                        continue  # a value-0 square needs all its voxels foreground in this input
+                    for t in range(2, -1, -1):
+                        if not _square_exists(x, y, z, t, nx, ny, nz):
+                            continue
+                        if _square_value(b, v, t, sx, nz) != value:
+                            continue
+                        lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
+                        ra = _find(parent, lo)
+                        rb = _find(parent, hi)
+                        if ra == rb:
+                            continue
+                        ya = best_in[ra]
+                        yb = best_in[rb]
+                        killed_in = ya if _key_less(values_in, ya, yb) else yb
+                        ca = best_cmp[ra]
+                        cb = best_cmp[rb]
+                        killed_cmp = ca if _key_less(values_cmp, ca, cb) else cb
+                        if values_in[killed_in] != value:
+                            dies_into[killed_cmp] = 1
+                        parent[rb] = ra
+                        best_in[ra] = yb if killed_in == ya else ya
+                        best_cmp[ra] = cb if killed_cmp == ca else ca
     return dies_into
 
 
@@ -381,34 +383,35 @@ def _comparison_pass(bg_comp, cube_comp, into_pred, into_label, need_match):
     values = np.empty(n + 1, np.uint8)
     values[:n] = cube_comp
     values[n] = 3
-    parent = np.arange(n + 1)
-    best = np.arange(n + 1)
+    parent = np.arange(n + 1).astype(np.int32)
+    best = np.arange(n + 1).astype(np.int32)
     positive = np.zeros(3 * n, np.uint8)
     matched = 0
     for value in (1, 0):
-        for s in range(3 * n - 1, -1, -1):
-            v = s // 3
-            t = s - 3 * v
-            x = v // sx
-            y = (v // nz) % ny
-            z = v % nz
-            if not _square_exists(x, y, z, t, nx, ny, nz):
-                continue
-            if _square_value(b, v, t, sx, nz) != value:
-                continue
-            lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
-            ra = _find(parent, lo)
-            rb = _find(parent, hi)
-            if ra == rb:
-                continue
-            positive[s] = 1
-            ya = best[ra]
-            yb = best[rb]
-            killed = ya if _key_less(values, ya, yb) else yb
-            if need_match and values[killed] != value and into_pred[killed] and into_label[killed]:
-                matched += 1
-            parent[rb] = ra
-            best[ra] = yb if killed == ya else ya
+        for x in range(nx - 1, -1, -1):
+            for y in range(ny - 1, -1, -1):
+                for z in range(nz - 1, -1, -1):
+                    v = (x * ny + y) * nz + z
+                    if value == 0 and b[v]:
+                        continue  # a value-0 square needs all its voxels foreground in the comparison
+                    for t in range(2, -1, -1):
+                        if not _square_exists(x, y, z, t, nx, ny, nz):
+                            continue
+                        if _square_value(b, v, t, sx, nz) != value:
+                            continue
+                        lo, hi = _square_cubes(v, x, y, z, t, nx, ny, nz, sx, outside)
+                        ra = _find(parent, lo)
+                        rb = _find(parent, hi)
+                        if ra == rb:
+                            continue
+                        positive[3 * v + t] = 1
+                        ya = best[ra]
+                        yb = best[rb]
+                        killed = ya if _key_less(values, ya, yb) else yb
+                        if need_match and values[killed] != value and into_pred[killed] and into_label[killed]:
+                            matched += 1
+                        parent[rb] = ra
+                        best[ra] = yb if killed == ya else ya
     return positive, matched
 
 
@@ -427,93 +430,11 @@ def _comparison_dim2(pred: np.ndarray, label: np.ndarray, need_match: bool) -> t
 
 
 @njit
-def _edge_in(fg, v, t, sx, nz):
-    """Whether edge 3v+t lies in the foreground complex (both voxels foreground)."""
-    if t == 0:
-        return fg[v] & fg[v + sx]
-    if t == 1:
-        return fg[v] & fg[v + nz]
-    return fg[v] & fg[v + 1]
-
-
-@njit
 def _relative_boundary(fg, s, sx, nz, out):
-    """Edges of square s outside the foreground complex `fg`, into `out`; returns how many."""
+    """Edges of square s outside the foreground complex `fg`, into `out` (largest first); returns how many."""
     v = s // 3
-    t = s - 3 * v
-    if t == 0:  # spans y and z
-        e0 = 3 * v + 1
-        e1 = 3 * v + 2
-        e2 = 3 * (v + nz) + 2
-        e3 = 3 * (v + 1) + 1
-    elif t == 1:  # spans x and z
-        e0 = 3 * v
-        e1 = 3 * v + 2
-        e2 = 3 * (v + sx) + 2
-        e3 = 3 * (v + 1)
-    else:  # spans x and y
-        e0 = 3 * v
-        e1 = 3 * v + 1
-        e2 = 3 * (v + sx) + 1
-        e3 = 3 * (v + nz)
-    k = 0
-    for e in (e0, e1, e2, e3):
-        ev = e // 3
-        if not _edge_in(fg, ev, e - 3 * ev, sx, nz):
-            out[k] = e
-            k += 1
-    return k
-
-
-@njit
-def _heap_push(heap, size, item):
-    if size == heap.size:
-        bigger = np.empty(2 * heap.size, heap.dtype)
-        bigger[:size] = heap[:size]
-        heap = bigger
-    i = size
-    heap[i] = item
-    while i > 0:
-        up = (i - 1) >> 1
-        if heap[up] >= heap[i]:
-            break
-        heap[up], heap[i] = heap[i], heap[up]
-        i = up
-    return heap, size + 1
-
-
-@njit
-def _heap_pop(heap, size):
-    top = heap[0]
-    size -= 1
-    heap[0] = heap[size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and heap[left + 1] > heap[left]:
-            child = left + 1
-        if heap[i] >= heap[child]:
-            break
-        heap[i], heap[child] = heap[child], heap[i]
-        i = child
-    return top, size
-
-
-@njit
-def _heap_pivot(heap, size):
-    """Largest edge present an odd number of times (Z/2 sum), popping cancelled pairs; -1 when the sum is zero.
-    The pivot itself stays in the heap."""
-    while size > 0:
-        top, size = _heap_pop(heap, size)
-        if size > 0 and heap[0] == top:
-            _, size = _heap_pop(heap, size)
-            continue
-        heap, size = _heap_push(heap, size, top)
-        return top, heap, size
-    return -1, heap, size
+    a, b, da, db = _square_steps(s - 3 * v, sx, nz)
+    return _lowest_first_boundary(fg, v, a, b, da, db, out)
 
 
 @njit
@@ -527,33 +448,78 @@ def _square_steps(t, sx, nz):
 
 
 @njit
-def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_len, n_slots, pool, pool_size,
-                   heap, sx, nz):
-    """Reduce one column that is not already reduced (its lowest edge is another column's pivot).
-    Returns (reduced to zero, and the grown buffers)."""
-    size = 0
-    for i in range(k):
-        heap, size = _heap_push(heap, size, boundary[i])
-    scratch = np.empty(4, np.int64)
+def _msb(word):
+    """Index of the highest set bit of a non-zero uint64."""
+    return 63 - np.int64(leading_zeros(word))
+
+
+@njit
+def _up_to(bit):
+    """uint64 mask of bits 0..bit."""
+    if bit == 63:
+        return ~np.uint64(0)
+    return (np.uint64(1) << np.uint64(bit + 1)) - np.uint64(1)
+
+
+@njit
+def _toggle(words, summary, edge):
+    """Add one edge to the working column (Z/2). The column is a bitset over edge numbers plus a summary bitset
+    of its non-empty words, so the pivot search skips empty stretches quickly."""
+    w = edge >> 6
+    words[w] ^= np.uint64(1) << np.uint64(edge & 63)
+    bit = np.uint64(1) << np.uint64(w & 63)
+    if words[w]:
+        summary[w >> 6] |= bit
+    else:
+        summary[w >> 6] &= ~bit
+
+
+@njit
+def _max_at_most(words, summary, edge):
+    """Largest edge in the working column that is <= edge, or -1."""
+    w = edge >> 6
+    masked = words[w] & _up_to(edge & 63)
+    if masked:
+        return (w << 6) + _msb(masked)
+    if w == 0:
+        return -1
+    q = w - 1
+    w2 = q >> 6
+    masked = summary[w2] & _up_to(q & 63)
     while True:
-        pivot, heap, size = _heap_pivot(heap, size)
-        if pivot < 0:
-            return True, slot_start, slot_len, n_slots, pool, pool_size, heap
+        if masked:
+            word = (w2 << 6) + _msb(masked)
+            return (word << 6) + _msb(words[word])
+        if w2 == 0:
+            return -1
+        w2 -= 1
+        masked = summary[w2]
+
+
+@njit
+def _reduce_column(fg, boundary, k, pivot_column, slot_start, slot_len, n_slots, pool, pool_size,
+                   words, summary, scratch, sx, nz):
+    """Reduce one column that is not already reduced (its lowest edge is another column's pivot). Each addition
+    cancels the pivot and adds only smaller edges, so the pivot only moves down. Returns (reduced to zero, and the
+    grown buffers). The working bitsets are empty before and after. pivot_column holds, per edge, -1 (free), the
+    square whose boundary is its reduced column (>= 0), or -2 - the slot of a stored reduced column."""
+    for i in range(k):
+        _toggle(words, summary, boundary[i])
+    pivot = boundary[0]
+    while True:
         other = pivot_column[pivot]
-        if other < 0:
-            pivot_column[pivot] = s
+        if other == -1:
             start = pool_size
-            while size > 0:  # keep the reduced column (Z/2 sum, cancelled pairs dropped) for later additions
-                top, size = _heap_pop(heap, size)
-                if size > 0 and heap[0] == top:
-                    _, size = _heap_pop(heap, size)
-                    continue
+            edge = pivot
+            while edge >= 0:  # keep the reduced column for later additions, emptying the bitsets
                 if pool_size == pool.size:
                     bigger = np.empty(2 * pool.size, np.int64)
                     bigger[:pool_size] = pool[:pool_size]
                     pool = bigger
-                pool[pool_size] = top
+                pool[pool_size] = edge
                 pool_size += 1
+                _toggle(words, summary, edge)
+                edge = _max_at_most(words, summary, edge)
             if n_slots == slot_start.size:
                 bigger_start = np.empty(2 * n_slots, np.int64)
                 bigger_start[:n_slots] = slot_start
@@ -563,17 +529,20 @@ def _reduce_column(fg, s, boundary, k, pivot_column, slot_of, slot_start, slot_l
                 slot_len = bigger_len
             slot_start[n_slots] = start
             slot_len[n_slots] = pool_size - start
-            slot_of[s] = n_slots
-            return False, slot_start, slot_len, n_slots + 1, pool, pool_size, heap
-        slot = slot_of[other]
-        if slot >= 0:
+            pivot_column[pivot] = -2 - n_slots
+            return False, slot_start, slot_len, n_slots + 1, pool, pool_size
+        if other <= -2:
+            slot = -2 - other
             start = slot_start[slot]
             for i in range(slot_len[slot]):
-                heap, size = _heap_push(heap, size, pool[start + i])
+                _toggle(words, summary, pool[start + i])
         else:  # an emergent column: its reduced form is its boundary
             kk = _relative_boundary(fg, other, sx, nz, scratch)
             for i in range(kk):
-                heap, size = _heap_push(heap, size, scratch[i])
+                _toggle(words, summary, scratch[i])
+        pivot = _max_at_most(words, summary, pivot)
+        if pivot < 0:
+            return True, slot_start, slot_len, n_slots, pool, pool_size
 
 
 @njit
@@ -604,8 +573,6 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
     n = nx * sx
     pivot_p = np.full(3 * n, -1, np.int32)
     pivot_l = np.full(3 * n, -1, np.int32)
-    slot_p = np.full(3 * n, -1, np.int32)
-    slot_l = np.full(3 * n, -1, np.int32)
     start_p = np.empty(256, np.int64)
     len_p = np.empty(256, np.int64)
     start_l = np.empty(256, np.int64)
@@ -616,7 +583,9 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
     pool_l = np.empty(4096, np.int64)
     size_p = 0
     size_l = 0
-    heap = np.empty(256, np.int64)
+    words = np.zeros((3 * n + 63) // 64, np.uint64)
+    summary = np.zeros((words.size + 63) // 64, np.uint64)
+    scratch = np.empty(4, np.int64)
     boundary = np.empty(4, np.int64)
     matched = 0
     for value in (0, 1):
@@ -639,27 +608,35 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                         if positive[s]:
                             continue
                         a, b, da, db = _square_steps(t, sx, nz)
-                        in_comp = comp_fg[v] and comp_fg[v + a] and comp_fg[v + b] and comp_fg[v + a + b]
-                        if in_comp != (value == 0):
+                        fg_corners = comp_fg[v] + comp_fg[v + a] + comp_fg[v + b] + comp_fg[v + a + b]
+                        if (fg_corners == 4) != (value == 0):
                             continue
+                        # the column's lowest edge: the whole boundary when all four voxels are background
+                        # (for both masks), else the edges outside each mask's foreground complex
                         zero_p = False
-                        k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
+                        k = _lowest_first_boundary(pred, v, a, b, da, db, boundary) if fg_corners else 4
                         if k > 0:  # else the square lies in the prediction's complex: no column there
-                            if pivot_p[boundary[0]] < 0:
-                                pivot_p[boundary[0]] = s
+                            low = boundary[0] if fg_corners else 3 * (v + b) + da
+                            if pivot_p[low] == -1:  # free: the column is already reduced
+                                pivot_p[low] = s
                             else:
-                                zero_p, start_p, len_p, n_p, pool_p, size_p, heap = _reduce_column(
-                                    pred, s, boundary, k, pivot_p, slot_p, start_p, len_p, n_p, pool_p, size_p,
-                                    heap, sx, nz)
+                                if not fg_corners:
+                                    k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
+                                zero_p, start_p, len_p, n_p, pool_p, size_p = _reduce_column(
+                                    pred, boundary, k, pivot_p, start_p, len_p, n_p, pool_p, size_p,
+                                    words, summary, scratch, sx, nz)
                         zero_l = False
-                        k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
+                        k = _lowest_first_boundary(label, v, a, b, da, db, boundary) if fg_corners else 4
                         if k > 0:
-                            if pivot_l[boundary[0]] < 0:
-                                pivot_l[boundary[0]] = s
+                            low = boundary[0] if fg_corners else 3 * (v + b) + da
+                            if pivot_l[low] == -1:
+                                pivot_l[low] = s
                             else:
-                                zero_l, start_l, len_l, n_l, pool_l, size_l, heap = _reduce_column(
-                                    label, s, boundary, k, pivot_l, slot_l, start_l, len_l, n_l, pool_l, size_l,
-                                    heap, sx, nz)
+                                if not fg_corners:
+                                    k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
+                                zero_l, start_l, len_l, n_l, pool_l, size_l = _reduce_column(
+                                    label, boundary, k, pivot_l, start_l, len_l, n_l, pool_l, size_l,
+                                    words, summary, scratch, sx, nz)
                         if value == 1 and zero_p and zero_l:
                             matched += 1
     return matched
