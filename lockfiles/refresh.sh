@@ -9,7 +9,9 @@ repo="$(dirname "$here")"
 python="${PYTHON:-$repo/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 target="${TARGET:-kaggle-gpu}"
-"$python" -m offlinepack lock "$here/vesuvius/requirements.in" --target "$target" -o "$here/vesuvius/pylock.toml" --portable "$@"
+# optional in the kernel: imagecodecs (Pillow reads LZW), cc3d (offlinepack score labels components with scipy)
+"$python" -m offlinepack lock "$here/vesuvius/requirements.in" --target "$target" -o "$here/vesuvius/pylock.toml" --portable \
+    --optional imagecodecs --optional connected-components-3d "$@"
 # The quickstart's demo lock, for the demo kernel's snapshot (lockfiles/demo/target.json; to re-take it,
 # see lockfiles/demo/README.md).
 "$python" -m offlinepack lock "$here/demo/requirements.in" --target "$here/demo/target.json" -o "$here/demo/pylock.toml" --portable

@@ -270,8 +270,12 @@ def test_run_toml_settings_reach_the_run_and_flags_override_them(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert zipfile.ZipFile(tmp_path / "out" / "sub.zip").namelist() == ["11.tif"]
     (record,) = _ledger(tmp_path / "out" / "offlinepack-runs.jsonl")
-    assert record["config"]["post"] == {"threshold": 0.55, "hysteresis_low": 0.4, "min_component_voxels": 50,
-                                        "fill_holes": "2d", "components_backend": "auto"}
+    post = record["config"]["post"]
+    assert {k: post[k] for k in ("threshold", "hysteresis_low", "min_component_voxels", "fill_holes",
+                                 "components_backend")} == {"threshold": 0.55, "hysteresis_low": 0.4,
+                                                            "min_component_voxels": 50, "fill_holes": "2d",
+                                                            "components_backend": "auto"}
+    assert post["threshold_rule"] == "fixed" and post["closing_radius"] == 0  # the topology steps: off
     assert record["config"]["inference"] == {"mirror_axes": [], "step_size": 0.75}
     assert record["input"]["root"] == str(data)
 

@@ -132,7 +132,8 @@ def test_every_run_toml_problem_is_named_in_one_go(tmp_path: Path) -> None:
         "folds: expected a list of integers, got [0.5]",
         "workers: must be >= 1, got 0",
         "unknown key in [post]: threshhold (known: threshold, hysteresis_low, min_component_voxels, fill_holes, "
-        "components_backend)",
+        "components_backend, threshold_rule, foreground_fraction, rule_quantile, rule_factor, "
+        "min_component_mean_probability, closing_radius, max_hole_voxels, plug_holes)",
         "post.min_component_voxels: expected integer, got 'many'",
         "post.fill_holes must be one of 3d, 2d, none, got '4d'",
         "unknown key in [inference]: devise (known: step_size, mirror_axes, batch_size, precision, device, compile)",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import typer
 
 from offlinepack import __version__
-from offlinepack.cli import build, doctor, lock, run, runs, snapshot, targets, validate
+from offlinepack.cli import build, doctor, lock, run, runs, score, snapshot, targets, validate
 from offlinepack.cli import kernel, model, rehearse
+from offlinepack.cli import ablate as ablate_cli
+from offlinepack.cli import calibrate as calibrate_cli
+from offlinepack.cli import demo_set
 
 app = typer.Typer(
     name="offlinepack",
@@ -30,6 +33,12 @@ app.command("doctor")(doctor.doctor)
 app.command("run")(run.run)
 app.command("validate")(validate.validate)
 app.add_typer(runs.app, name="runs")
+# labelled data: the leaderboard's score of masks against labels
+app.command("score")(score.score)
+# labelled data: tuning (offlinepack.calibrate)
+app.command("calibrate")(calibrate_cli.calibrate)
+app.command("ablate")(ablate_cli.ablate)
+app.command("demo-set")(demo_set.demo_set)
 
 
 def _version(value: bool) -> None:

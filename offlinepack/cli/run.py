@@ -17,34 +17,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack import kaggle
+from offlinepack.cli.options import split_values
 from offlinepack.errors import OfflinepackError
-
-
-def _split(values: list[str] | None, kind: type, flag: str) -> list | None:
-    """`--folds 0,1 --folds 2` -> [0, 1, 2]."""
-    if not values:
-        return None
-    out = []
-    for value in values:
-        for part in value.split(","):
-            if part.strip():
-                try:
-                    out.append(kind(part.strip()))
-                except ValueError:
-                    what = "integers" if kind is int else "numbers"
-                    raise OfflinepackError(f"{flag} {value}: {part!r} is not a valid {kind.__name__}",
-                                           hint=f"{flag} takes comma-separated {what}, e.g. {flag} 0,1") from None
-    return out
 
 
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds + 0.5), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def kaggle_root_from_env() -> Path:
-    return Path(os.environ.get("OFFLINEPACK_KAGGLE_ROOT") or "/kaggle")
 
 
 class _Renderer:
@@ -123,6 +104,9 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute masks already in the work folder.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    save_probabilities: Annotated[Optional[Path], typer.Option("--save-probabilities", help="Also save each volume's probability map here (<id>.npy + probabilities.json).", file_okay=False)] = None,
+    probabilities_dtype: Annotated[str, typer.Option("--probabilities-dtype", help="uint8 (p*255 rounded) or float16.")] = "uint8",
+    from_probabilities: Annotated[Optional[Path], typer.Option("--from-probabilities", help="Skip inference: post-process maps saved by --save-probabilities (input defaults to the one they were made from).", file_okay=False)] = None,
 ) -> None:
     """Predict every test volume, post-process, write and validate submission.zip, record the run.
 
@@ -137,18 +121,36 @@ def run(
     inference = {k: v for k, v in {"device": device, "precision": precision, "step_size": step_size,
                                    "batch_size": batch_size, "compile": compile_networks}.items() if v is not None}
     if mirror_axes is not None:
-        inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else _split([mirror_axes], int, "--mirror-axes")
+        inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else split_values([mirror_axes], int, "--mirror-axes")
     merged = apply_overrides(
-        base, models=model, weights=_split(weights, float, "--weights"), folds=_split(folds, int, "--folds"), input=input_dir,
+        base, models=model, weights=split_values(weights, float, "--weights"), folds=split_values(folds, int, "--folds"), input=input_dir,
         output=output, ledger=ledger, post=post or None, inference=inference or None,
         overwrite=overwrite or None, force=force or None,
     )
+    saving = saved = None
+    if from_probabilities is not None:
+        from offlinepack.probabilities import open_probabilities
+
+        if save_probabilities is not None:
+            raise OfflinepackError("--save-probabilities and --from-probabilities cannot be combined",
+                                   hint="the maps are already saved: copy the folder instead")
+        saved = open_probabilities(from_probabilities)
+        if merged.input is None and saved.meta.get("input"):
+            merged = apply_overrides(merged, input=Path(saved.meta["input"]))
+        if merged.input is None:
+            raise OfflinepackError(f"{from_probabilities} does not record which input its maps came from",
+                                   hint="pass --input with the volumes (their shapes and ids make the submission)")
+    elif save_probabilities is not None:
+        from offlinepack.probabilities import ProbabilityWriter
+
+        saving = ProbabilityWriter(save_probabilities, probabilities_dtype)
     renderer = _Renderer(enabled=not as_json)
     try:
         with warnings.catch_warnings():
             # library warnings (e.g. "no CUDA GPU: running on CPU") as plain `warning:` lines
             warnings.showwarning = lambda message, *rest, **kw: err_console.print(f"warning: {message}", markup=False)
-            report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle_root_from_env())
+            report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle.kaggle_root(),
+                                  save_probabilities=saving, from_probabilities=saved)
     finally:
         renderer.stop()
     if as_json:

@@ -57,7 +57,13 @@ def runs(
     if view.skipped_lines:
         err_console.print(f"warning: {view.path}: skipped unreadable line(s) {', '.join(map(str, view.skipped_lines))}", markup=False)
     if as_json:
-        print_json({"ledger": str(view.path), "runs": [run.to_dict() for run in view.runs]})
+        from offlinepack.ledger import calibration_for
+
+        def with_calibration(run):  # which calibration's [post] the run used, if any
+            found = calibration_for(view, run)
+            return {**run.to_dict(), **({"calibration": found.run_id} if found else {})}
+
+        print_json({"ledger": str(view.path), "runs": [with_calibration(run) for run in view.runs]})
         return
     if not view.runs:
         console.print(f"no runs recorded in {view.path}", markup=False)
@@ -68,15 +74,24 @@ def runs(
     table = Table(title=str(view.path), title_justify="left")
     for column in ("run", "finished", "status", "volumes", "failed", "zip sha256", "MB", "public", "private", "note"):
         table.add_column(column)
+    from offlinepack.ledger import calibration_for
+
     for run in view.runs:
         record = run.record
+        if record.get("type") in ("calibration", "ablation"):
+            table.add_row(run.run_id, _short(record.get("finished"), 19), str(record.get("type")),
+                          _count(record.get("volumes", [])), "", "", "", "", "", _short(record.get("summary"), 60))
+            continue
+        calibrated = calibration_for(view, run)
         submission = record.get("submission") or {}
         texts = [str(n["text"]) for n in run.notes if n.get("text")]
+        if calibrated is not None:  # which calibrated config made this submission
+            texts.append(f"{texts[-1] + '; ' if texts else ''}post from calibration {calibrated.run_id}")
         table.add_row(
             run.run_id, _short(record.get("finished"), 19), str(record.get("status", "")),
             _count(record.get("volumes", [])), _count(record.get("failures", [])),
             _short(submission.get("sha256") if isinstance(submission, dict) else None, 12), _megabytes(submission),
-            _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 40),
+            _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 80),
         )
     # logs (not a terminal) get the full table instead of 80 squeezed columns
     console.print(table, width=None if console.is_terminal else max(console.width, 160))

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from offlinepack import exit_codes
+from offlinepack import kaggle
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
-from offlinepack.cli.run import kaggle_root_from_env
 from offlinepack.errors import OfflinepackError
 
 
@@ -46,10 +46,10 @@ def validate(
     expected = None
     note = None
     if input_dir is not None:
-        expected = find_inputs(input_dir, kaggle_root=kaggle_root_from_env())
+        expected = find_inputs(input_dir, kaggle_root=kaggle.kaggle_root())
     else:
         try:
-            expected = find_inputs(None, kaggle_root=kaggle_root_from_env())
+            expected = find_inputs(None, kaggle_root=kaggle.kaggle_root())
         except OfflinepackError:
             expected, note = _expected_from_ledger(zip_path)
     report = validate_submission(zip_path, expected)

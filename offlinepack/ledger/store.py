@@ -1,9 +1,11 @@
 """The run ledger: one JSON object per line, appended, never rewritten.
 
-Two record types share a file:
+Record types sharing a file:
 - `{"type": "run", "run_id": ..., "started": ..., "finished": ..., ...}`: one per `offlinepack run`;
 - `{"type": "note", "run_id": ..., "time": ..., "public_lb": ..., "private_lb": ..., "text": ...}`:
   appended by `offlinepack runs note`; listing merges notes into their run (the latest value wins).
+- `{"type": "calibration", ...}` / `{"type": "ablation", ...}`: one per `offlinepack calibrate` / `ablate`,
+  listed like runs; a run whose [post] equals a calibration's is shown as made with it.
 Appending only means a crash mid-run can at worst leave one torn last line. The next append starts on a
 new line (never glued onto the torn one), and reading skips the damaged part of a line but keeps any
 complete record after it (ledgers torn before that rule existed hold `{"run_id": "a", "sta{"type": ...}`).
@@ -24,6 +26,7 @@ from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
 
 LEDGER_NAME = "offlinepack-runs.jsonl"
+RECORD_KINDS = ("run", "calibration", "ablation")  # records listed by `offlinepack runs`
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ def new_run_id(now: datetime | None = None) -> str:
     """Sortable and unique enough for one user: UTC time plus 6 random hex digits."""
     now = now or datetime.now(timezone.utc)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def record_result(path: Path, kind: str, ident: str, record: dict[str, Any]) -> Path:
+    """Append a calibration or ablation record (`kind`), listed by `offlinepack runs` like a run."""
+    return append_record(path, {"type": kind, "run_id": ident, **record})
 
 
 def append_record(path: Path, record: dict[str, Any]) -> Path:
@@ -167,7 +175,7 @@ def read_ledger(path: Path) -> Ledger:
         kind = record.get("type", "run")
         if kind == "note":
             notes.setdefault(str(record["run_id"]), []).append(record)
-        elif kind == "run":
+        elif kind in RECORD_KINDS:
             runs[str(record["run_id"])] = record
         elif whole:
             skipped.append(number)
@@ -237,3 +245,18 @@ def add_note(
     }
     append_record(path, record)
     return record
+
+
+def calibration_for(ledger: Ledger, run: RunEntry) -> RunEntry | None:
+    """The latest calibration recorded before `run` whose fitted [post] settings the run used: which
+    calibrated config produced a submission."""
+    post = (run.record.get("config") or {}).get("post") if isinstance(run.record.get("config"), dict) else None
+    if not isinstance(post, dict) or run.record.get("type", "run") != "run":
+        return None
+    found = None
+    for entry in ledger.runs:
+        if entry is run:
+            break
+        if entry.record.get("type") == "calibration" and entry.record.get("post") == post:
+            found = entry
+    return found

@@ -9,7 +9,13 @@
 3. hole filling: `fill_holes = "3d"` fills cavities fully enclosed in 3D (the result of scipy's
    `binary_fill_holes`, computed by labelling the background);
    `"2d"` fills each Z slice on its own (stronger: also closes loops a sheet draws in one slice);
-   `"none"` skips it.
+   `"none"` skips it; `max_hole_voxels` > 0 fills only cavities up to that size.
+
+Optional steps (all off by default; costs per 320^3 volume in BENCHMARKS.md, scripts/bench_post.py):
+- `threshold_rule`: each volume's threshold from its own histogram (post.rules);
+- `min_component_mean_probability`: components whose mean probability is below it are dropped too;
+- `closing_radius`: morphological closing of each connected sheet on its own, after the removal;
+- `plug_holes`: 1-voxel holes through a sheet filled, last.
 """
 
 from offlinepack.post.process import (
@@ -19,9 +25,13 @@ from offlinepack.post.process import (
     components_backend,
     fill_holes,
     postprocess,
+    postprocess_checked,
     remove_small_components,
     threshold_mask,
+    volume_threshold,
 )
+from offlinepack.post.rules import THRESHOLD_RULES, probability_histogram, rule_threshold
+from offlinepack.post.topology import close_per_sheet, fill_small_cavities, plug_one_voxel_holes
 
 __all__ = [
     "FILL_MODES",
@@ -29,7 +39,15 @@ __all__ = [
     "PostprocessError",
     "components_backend",
     "fill_holes",
+    "THRESHOLD_RULES",
+    "close_per_sheet",
+    "fill_small_cavities",
+    "plug_one_voxel_holes",
     "postprocess",
+    "postprocess_checked",
+    "probability_histogram",
     "remove_small_components",
+    "rule_threshold",
     "threshold_mask",
+    "volume_threshold",
 ]

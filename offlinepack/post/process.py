@@ -15,6 +15,8 @@ import numpy as np
 from scipy import ndimage
 
 from offlinepack.errors import OfflinepackError
+from offlinepack.post.rules import THRESHOLD_RULES, probability_histogram, rule_threshold
+from offlinepack.post.topology import close_per_sheet, filter_components, fill_small_cavities, plug_one_voxel_holes
 
 FILL_MODES = ("3d", "2d", "none")
 BACKENDS = ("auto", "cc3d", "scipy")
@@ -34,6 +36,15 @@ class PostConfig:
     min_component_voxels: int = 1000
     fill_holes: str = "3d"
     components_backend: str = "auto"
+    # the winners' topology steps and per-volume thresholds (post.topology, post.rules); all off by default
+    threshold_rule: str = "fixed"
+    foreground_fraction: float = 0.02
+    rule_quantile: float = 0.999
+    rule_factor: float = 0.5
+    min_component_mean_probability: float = 0.0
+    closing_radius: int = 0
+    max_hole_voxels: int = 0
+    plug_holes: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -53,8 +64,32 @@ class PostConfig:
             problems.append(
                 f"post.components_backend must be one of {', '.join(BACKENDS)}, got {self.components_backend!r}"
             )
+        problems += self._topology_problems()
         if problems:
             raise OfflinepackError("invalid post-processing settings", problems=problems)
+
+    def _topology_problems(self) -> list[str]:
+        problems = []
+        if self.threshold_rule not in THRESHOLD_RULES:
+            problems.append(f"post.threshold_rule must be one of {', '.join(THRESHOLD_RULES)}, "
+                            f"got {self.threshold_rule!r}")
+        for name in ("foreground_fraction", "rule_quantile"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+                problems.append(f"post.{name} must be between 0 and 1 (exclusive), got {value!r}")
+        factor = self.rule_factor
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+            problems.append(f"post.rule_factor must be > 0, got {self.rule_factor!r}")
+        floor = self.min_component_mean_probability
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= floor < 1.0:
+            problems.append(f"post.min_component_mean_probability must be in [0, 1), got {floor!r}")
+        for name in ("closing_radius", "max_hole_voxels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"post.{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.plug_holes, bool):
+            problems.append(f"post.plug_holes must be true or false, got {self.plug_holes!r}")
+        return problems
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "post") -> PostConfig:
@@ -164,7 +199,41 @@ def postprocess(probability: np.ndarray, config: PostConfig = PostConfig()) -> n
             f"model output holds {bad} non-finite value(s) (NaN/inf)",
             hint="try precision = 'fp32' in [inference]; fp16 overflow is the usual cause",
         )
-    mask = threshold_mask(prob, config.threshold, config.hysteresis_low, config.components_backend)
-    mask = remove_small_components(mask, config.min_component_voxels, config.components_backend)
-    mask = fill_holes(mask, config.fill_holes, config.components_backend)
+    histogram = probability_histogram(prob) if config.threshold_rule != "fixed" else None
+    return postprocess_checked(prob, config, histogram)
+
+
+def volume_threshold(config: PostConfig, histogram: np.ndarray | None) -> tuple[float, float | None]:
+    """(threshold, hysteresis low) for one volume: the config's, or its rule's from the volume's histogram."""
+    if config.threshold_rule == "fixed" or histogram is None:
+        return config.threshold, config.hysteresis_low
+    threshold = rule_threshold(histogram, config.threshold_rule, config.threshold, config.foreground_fraction,
+                               config.rule_quantile, config.rule_factor)
+    low = None if config.hysteresis_low is None else config.hysteresis_low * threshold / config.threshold
+    return threshold, low
+
+
+def postprocess_checked(prob: np.ndarray, config: PostConfig, histogram: np.ndarray | None = None) -> np.ndarray:
+    """`postprocess` on a map already checked (3D, finite), with its histogram when a rule needs it: the
+    calibrator calls this with both cached."""
+    backend = components_backend(config.components_backend)
+    threshold, low = volume_threshold(config, histogram)
+    mask = threshold_mask(prob, threshold, low, backend)
+    if config.min_component_mean_probability > 0.0 or config.closing_radius > 0:
+        if mask.any():
+            labels, count = _label(mask, backend)
+            mask = filter_components(mask, labels, count, prob, config.min_component_voxels,
+                                     config.min_component_mean_probability)
+            if config.closing_radius > 0:
+                labels, count = _label(mask, backend)
+                mask = close_per_sheet(mask, labels, count, config.closing_radius)
+    else:
+        mask = remove_small_components(mask, config.min_component_voxels, backend)
+    if config.fill_holes == "3d" and config.max_hole_voxels > 0:
+        mask = fill_small_cavities(mask, config.max_hole_voxels,
+                                   lambda m: _label(~m.astype(bool, copy=False), backend, connectivity=6))
+    else:
+        mask = fill_holes(mask, config.fill_holes, backend)
+    if config.plug_holes:
+        mask = plug_one_voxel_holes(mask)
     return mask.astype(np.uint8)

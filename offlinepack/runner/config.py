@@ -23,6 +23,14 @@ run.toml (every key optional; relative paths are relative to the run.toml's fold
     min_component_voxels = 1000     # 26-connected components smaller than this are dropped (0: off)
     fill_holes = "3d"               # "3d" | "2d" (per Z slice) | "none"
     components_backend = "auto"     # "auto" | "cc3d" | "scipy"
+    threshold_rule = "fixed"        # "fixed" | "foreground_fraction" | "relative_quantile" (per volume)
+    foreground_fraction = 0.02      # rule foreground_fraction: keep this share of the volume's voxels
+    rule_quantile = 0.999           # rule relative_quantile: rule_factor x this quantile of the volume
+    rule_factor = 0.5
+    min_component_mean_probability = 0.0  # drop components whose mean probability is below (0: off)
+    closing_radius = 0              # morphological closing of each sheet on its own, ball radius (0: off)
+    max_hole_voxels = 0             # with fill_holes = "3d": fill only cavities up to this size (0: all)
+    plug_holes = false              # fill 1-voxel holes through sheets
 
     [inference]                     # offlinepack.inference.InferenceSettings
     step_size = 0.5                 # sliding-window step as a fraction of the patch
@@ -179,6 +187,15 @@ _POST_TYPES: dict[str, tuple[type, ...]] = {
     "min_component_voxels": (int,),
     "fill_holes": (str,),
     "components_backend": (str,),
+    # per-volume threshold rule and topology steps (offlinepack.post.rules, offlinepack.post.topology)
+    "threshold_rule": (str,),
+    "foreground_fraction": (float,),
+    "rule_quantile": (float,),
+    "rule_factor": (float, int),
+    "min_component_mean_probability": (float, int),
+    "closing_radius": (int,),
+    "max_hole_voxels": (int,),
+    "plug_holes": (bool,),
 }
 _NAMES = {float: "number", int: "integer", str: "string", bool: "true/false", list: "list", dict: "table"}
 

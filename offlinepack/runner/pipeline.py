@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from offlinepack.errors import OfflinepackError
 from offlinepack.ledger import LEDGER_NAME, append_record, environment_fact, model_files, new_run_id, utc_now
 from offlinepack.ledger.facts import find_wheelhouse_manifest, model_pack_facts, wheelhouse_fact
 from offlinepack.post import postprocess
+from offlinepack.probabilities import ProbabilitySet, ProbabilityWriter, open_engine, probability_key_parts
 from offlinepack.runner.config import RunConfig
 from offlinepack.runner.masks import VolumeResult, mask_path, reusable, run_key, save_sidecar, volume_result
 from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
@@ -262,13 +264,19 @@ def run_pipeline(
     temp_root: Path | None = None,
     engine_factory: Callable[[Sequence[Path], RunConfig], Any] | None = None,
     check_ready: bool = True,
+    save_probabilities: ProbabilityWriter | None = None,
+    from_probabilities: ProbabilitySet | None = None,
 ) -> RunReport:
-    """Run everything and return what happened; raises OfflinepackError before any volume when it cannot start."""
+    """Run everything and return what happened; raises OfflinepackError before any volume when it cannot start.
+
+    `save_probabilities`: each volume's map is saved there too; `from_probabilities`: saved maps stand in for
+    inference (no model needed; see offlinepack.probabilities)."""
     from offlinepack.volumes import find_inputs
 
     report_progress = progress or (lambda event: None)
     started, run_id, clock = utc_now(), new_run_id(), time.perf_counter()
-    plan = plan_run(config, kaggle_root=kaggle_root, cwd=cwd, temp_root=temp_root)
+    plan = plan_run(config, kaggle_root=kaggle_root, cwd=cwd, temp_root=temp_root,
+                    need_models=from_probabilities is None)
     config = plan.config
     created = check_writable(plan)
     try:
@@ -279,17 +287,20 @@ def run_pipeline(
         raise
     sweep_stale_temp(plan)
     report_progress(RunProgress("ready", message=f"{len(inputs.volumes)} volume(s) from {inputs.root} ({inputs.source})"))
-    models = model_files(plan.models)
+    models = from_probabilities.models if from_probabilities else model_files(plan.models)
+    key_parts, probabilities = probability_key_parts(save_probabilities, from_probabilities)
     key = run_key([m["sha256"] for m in models], {"weights": config.weights, "folds": config.folds,
                                                   "post": config.post.to_dict(),
                                                   # compiled or eager: the same masks, so no recompute
-                                                  "inference": {k: v for k, v in config.inference.items() if k != "compile"}})
+                                                  "inference": {k: v for k, v in config.inference.items() if k != "compile"},
+                                                  **key_parts})
     run = _Run(plan, key, report_progress, len(inputs.volumes) + len(inputs.missing_ids))
     for ident in inputs.missing_ids:
         run.fail(ident, "listed in test.csv but no volume file exists in test_images/")
     todo, reused = [], []
     for ref in inputs.volumes:
-        earlier = None if config.overwrite else reusable(plan.work_dir, ref.id, Path(ref.path), key)
+        unsaved = save_probabilities is not None and not (save_probabilities.folder / f"{ref.id}.npy").is_file()
+        earlier = None if config.overwrite or unsaved else reusable(plan.work_dir, ref.id, Path(ref.path), key)
         if earlier is None:
             todo.append(ref)
         else:
@@ -308,10 +319,10 @@ def run_pipeline(
     try:
         if todo:
             start = time.perf_counter()
-            if engine_factory is None:  # compiled kernels cached in the work folder: a resumed run reuses them
-                engine = _default_engine(plan.models, config, compile_cache=plan.work_dir / ".compile-cache")
-            else:
-                engine = engine_factory(plan.models, config)
+            # compiled kernels cached in the work folder: a resumed run reuses them
+            factory = engine_factory or partial(_default_engine, compile_cache=plan.work_dir / ".compile-cache")
+            engine = open_engine(factory, plan.models, config, models, inputs.root,
+                                 save_probabilities, from_probabilities)
             engine_info = engine.describe()
             seconds["engine_setup"] = round(time.perf_counter() - start, 3)
             if (engine_info.get("compile") or {}).get("seconds") is not None:
@@ -348,6 +359,8 @@ def run_pipeline(
             "failures": [{"id": i, "error": e} for i, e in report.failures],
             "submission": _zip_dict(zip_result), "seconds": seconds,
         }
+        if probabilities:
+            record["probabilities"] = probabilities
         for path in report.ledgers:
             append_record(path, record)
     report_progress(RunProgress("done", run.total, run.total, message=str(plan.output)))

@@ -41,8 +41,10 @@ def plan_run(
     kaggle_root: Path = Path("/kaggle"),
     cwd: Path | None = None,
     temp_root: Path | None = None,
+    need_models: bool = True,
 ) -> RunPlan:
-    """Fill in defaults: output path, demo model/input when neither model nor input was given outside a kernel."""
+    """Fill in defaults: output path, demo model/input when neither model nor input was given outside a kernel.
+    `need_models=False` (saved probabilities stand in for inference): no model and no demo default."""
     from offlinepack.demo import DEMO_CHECKPOINT, write_demo_input
 
     kernel = in_kernel(kaggle_root)
@@ -52,7 +54,7 @@ def plan_run(
     problems: list[str] = []  # every problem with the arguments at once, not one per attempt
     if config.input is not None and not Path(config.input).is_dir():
         problems.append(f"input folder {config.input} does not exist (or is not a folder)")
-    if not config.models:
+    if not config.models and need_models:
         if kernel or config.input is not None:
             problems.append(f"no model given: pass --model PATH (nnU-Net folder, TorchScript file, built-in "
                             f"checkpoint), or --model {DEMO_MODEL} for the bundled demo")
