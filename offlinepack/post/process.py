@@ -54,7 +54,9 @@ class PostConfig:
                 f"post.components_backend must be one of {', '.join(BACKENDS)}, got {self.components_backend!r}"
             )
         if problems:
-            raise OfflinepackError("invalid post-processing settings", problems=problems)
+            raise OfflinepackError("invalid post-processing settings", problems=problems,
+                                   hint="fix the values above (--threshold, --hysteresis-low, --min-component-voxels, "
+                                        "--fill-holes, or [post] in run.toml)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "post") -> PostConfig:

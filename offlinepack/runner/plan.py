@@ -81,12 +81,13 @@ def check_writable(plan: RunPlan) -> list[Path]:
 
     Returns the folders it had to create (deepest first), so a run that then cannot start removes them.
     """
-    if plan.output.is_dir():
-        raise OfflinepackError(f"output {plan.output} is a folder", hint="pass -o FILE.zip")
+    from offlinepack.submission import zip_destination
+
+    destination = zip_destination(plan.output)  # a folder, device or FIFO is refused; a symlink is followed
     created = [p for p in (plan.work_dir, *plan.work_dir.parents) if not p.exists()]
     try:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
-        for folder in {plan.output.parent, plan.work_dir}:
+        for folder in {destination.parent, plan.work_dir}:
             handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
             os.close(handle)
             os.unlink(name)
@@ -112,6 +113,8 @@ def _ledger_problem(ledger: Path) -> str | None:
     if ledger.is_dir():
         return "is a folder, not a file"
     if ledger.exists():
+        if not ledger.is_file():  # appending to a FIFO blocks until a reader comes; a device is not a ledger
+            return "is not a regular file (a device, FIFO or socket)"
         return None if os.access(ledger, os.W_OK) else "is not writable"
     folder = next((p for p in ledger.parents if p.exists()), None)
     if folder is None or not folder.is_dir():

@@ -7,6 +7,7 @@ failure (disk full, a bad mask, an interrupted write) leaves it untouched and re
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,27 @@ class ZipResult:
     report: ValidationReport
 
 
+def zip_destination(output: Path) -> Path:
+    """Where the zip's bytes go: a symlink is written through (its target is replaced, the link stays); a device,
+    FIFO or socket is refused, since renaming over it would turn it into a plain file."""
+    output = Path(output)
+    target = Path(os.path.realpath(output)) if output.is_symlink() else output
+    try:
+        mode = target.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # a new file; whether its folder is writable is checked next
+        return target
+    except OSError as error:
+        raise SubmissionError(f"output {output}: cannot inspect it ({error.strerror or error})",
+                              hint="pass -o with a path to a regular file in a writable folder") from error
+    if stat.S_ISDIR(mode):
+        raise SubmissionError(f"output {output} is a folder", hint="pass -o FILE.zip")
+    if not stat.S_ISREG(mode):
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        raise SubmissionError(f"output {output} is a {kind}, not a regular file: refusing to replace it",
+                              hint="pass -o with a path to a regular file (e.g. /kaggle/working/submission.zip)")
+    return target
+
+
 def _write_zip(mask_files: Mapping[str, Path], target: Path) -> None:
     # The TIFF pages are already deflated: storing them costs nothing in size and saves time.
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -50,7 +72,7 @@ def write_submission_zip(
     `expected` is what validate_submission takes (id -> shape, or an InputSet). `writer` is the step
     that writes the temp zip (a parameter so a test can make it fail like a full disk does).
     """
-    output = Path(output)
+    output = zip_destination(output)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         try:
@@ -65,6 +87,8 @@ def write_submission_zip(
             raise SubmissionError(
                 f"the new zip failed validation, {output} left unchanged",
                 problems=report.problems,
+                hint="rerun with --overwrite to recompute every mask in the work folder; if it fails again, "
+                     "report it as a bug",
             )
         digest = sha256_file(tmp)
         size = tmp.stat().st_size
