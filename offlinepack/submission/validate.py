@@ -31,8 +31,8 @@ Shape = tuple[int, ...]
 MAX_MASK_VOXELS = 512**3
 MAX_PAGES = 512
 # A mask TIFF is its voxels plus headers: per-page IFDs and strip tables, a little deflate expansion.
-PAGE_OVERHEAD_BYTES = 64 * 1024
-FILE_OVERHEAD_BYTES = 1 << 20
+PAGE_OVERHEAD_BYTES = 4096
+FILE_OVERHEAD_BYTES = 64 * 1024
 # deflate cannot compress better than about 1032:1, so a higher declared ratio is a lie or another codec's bomb
 MAX_COMPRESSION_RATIO = 1100
 _SPOOL_IN_MEMORY = 64 << 20  # an entry up to this size is checked in memory, a larger one through a temp file
