@@ -46,6 +46,9 @@ def validate(
     from offlinepack.submission import validate_submission
     from offlinepack.volumes import find_inputs
 
+    if not zip_path.is_file():  # a FIFO would block the read; a device is not a submission
+        raise OfflinepackError(f"{zip_path} is not a regular file (a device, FIFO or socket): nothing to check",
+                               hint="pass the path of the submission.zip file itself")
     expected = None
     note = None
     if input_dir is not None:
@@ -77,4 +80,6 @@ def validate(
                           "offlinepack-runs.jsonl of the run that wrote this zip beside it", markup=False)
     else:
         console.print(f"invalid: {zip_path}: {len(report.problems)} problem(s)", markup=False)
+        err_console.print("hint: the scorer needs one <id>.tif per test volume at the zip's root, each a multipage "
+                          "uint8 {0,1} TIFF of the source's (Z,H,W); `offlinepack run` writes such a zip", markup=False)
     raise typer.Exit(code)

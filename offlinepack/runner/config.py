@@ -152,9 +152,12 @@ def load_run_toml(path: Path) -> RunConfig:
     except FileNotFoundError:
         raise OfflinepackError(f"run config {path} does not exist", hint="pass --config with an existing run.toml") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise OfflinepackError(f"cannot read run config {path}: {error}") from error
+        raise OfflinepackError(f"cannot read run config {path}: {error}",
+                               hint="pass --config with a readable UTF-8 run.toml") from error
     except tomllib.TOMLDecodeError as error:
-        raise OfflinepackError(f"{path}: not valid TOML ({error})") from error
+        raise OfflinepackError(f"{path}: not valid TOML ({error})",
+                               hint="fix the line named above (a cut-off file: restore it from your copy); "
+                                    "every key is listed in offlinepack/runner/config.py") from error
     problems = _toml_problems(data)
     if problems:
         raise OfflinepackError(f"{path}: invalid run config", problems=problems,

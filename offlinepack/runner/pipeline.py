@@ -12,6 +12,7 @@ zip is still written (exit code 1 all the same, the ledger and the report name t
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -162,6 +163,21 @@ def _default_engine(models: Sequence[Path], config: RunConfig) -> Any:
 
     return build_engine(list(models), weights=config.weights, folds=config.folds,
                         settings=InferenceSettings(**config.inference))
+
+
+MODEL_HINT = ("check the model path and the files beside it (config.json, the TorchScript .json sidecar, nnU-Net "
+              "plans.json/dataset.json): a cut-off copy of the model dataset is the usual cause")
+
+
+def _load_engine(engine_factory: Callable[[Sequence[Path], RunConfig], Any], models: Sequence[Path],
+                 config: RunConfig) -> Any:
+    """Build the engine; a model error that does not say what to do next gets the generic next step."""
+    try:
+        return engine_factory(models, config)
+    except OfflinepackError as error:
+        if not error.hint:
+            error.hint = MODEL_HINT
+        raise
 
 
 class _Run:
@@ -346,7 +362,7 @@ def run_pipeline(
     try:
         if todo:
             start = time.perf_counter()
-            engine = engine_factory(plan.models, config)
+            engine = _load_engine(engine_factory, plan.models, config)
             engine_info = engine.describe()
             seconds["engine_setup"] = round(time.perf_counter() - start, 3)
             _process(run, todo, engine)
@@ -385,8 +401,14 @@ def run_pipeline(
             "on_error": config.on_error, "empty_masks": list(empty),
             "submission": _zip_dict(zip_result), "seconds": seconds,
         }
-        for path in report.ledgers:
-            append_record(path, record)
+        unrecorded = _append_everywhere(report.ledgers, record)
+        if unrecorded and stopped:  # the error that stopped the run is the one to raise; say this one too
+            warnings.warn(f"run {run_id} could not be recorded: " + "; ".join(unrecorded), stacklevel=2)
+    if unrecorded:
+        outcome = [f"the run itself finished with exit code {report.exit_code}"
+                   + (f"; {report.output} was written" if zip_result else f"; {report.output} was not replaced")]
+        raise OfflinepackError(f"run {run_id} could not be recorded", problems=[*unrecorded, *outcome],
+                               hint="free disk space where the ledger lives, or pass --ledger with a writable file")
     report_progress(RunProgress("done", run.total, run.total, message=str(plan.output)))
     return report
 
@@ -412,6 +434,17 @@ def _stand_in_empty_masks(run: _Run, refs: Sequence[Any]) -> None:
             run.results[ident] = empty_mask_result(run.plan.work_dir, ident, shape)
         except OSError as error:
             run.failures[ident] += f"; no empty mask either: cannot write it ({error.strerror or error})"
+
+
+def _append_everywhere(ledgers: Sequence[Path], record: dict[str, Any]) -> list[str]:
+    """Append the record to every ledger, even when one fails (a full disk); returns what failed."""
+    failed = []
+    for path in ledgers:
+        try:
+            append_record(path, record)
+        except OfflinepackError as error:
+            failed.append(error.message)
+    return failed
 
 
 def _ledger_paths(plan: RunPlan) -> tuple[Path, ...]:

@@ -6,15 +6,20 @@ Host facts (the Kaggle root, the cwd, the temp folder) are parameters so tests c
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from offlinepack import __version__
 from offlinepack.errors import OfflinepackError
+from offlinepack.ledger import LEDGER_NAME
 from offlinepack.runner.config import DEMO_MODEL, RunConfig
 
 MASKS_SUFFIX = "-masks"
+# Less room than this where the run writes (free disk, or the process's file size limit) is refused up front:
+# the run would only fail later, volume by volume, or lose its ledger record.
+MIN_FREE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,12 +96,17 @@ def check_writable(plan: RunPlan) -> list[Path]:
             handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
             os.close(handle)
             os.unlink(name)
+        full = space_problem(destination.parent)
     except OSError as error:
         remove_empty(created)
         raise OfflinepackError(
             f"output folder {plan.output.parent} is not writable: {error.strerror or error}",
             hint="pass -o with a path in a writable folder (in a kernel: /kaggle/working)",
         ) from error
+    if full:
+        remove_empty(created)
+        raise OfflinepackError(f"output folder {destination.parent}: {full}",
+                               hint="free disk space (old masks, checkpoints, caches) or pass -o on another disk")
     ledger = plan.config.ledger
     if ledger is not None:
         problem = _ledger_problem(Path(ledger))
@@ -105,6 +115,11 @@ def check_writable(plan: RunPlan) -> list[Path]:
             raise OfflinepackError(f"--ledger {ledger}: {problem}",
                                    hint="pass --ledger with a file in a writable folder, or leave it out "
                                         "(the run is always recorded beside the output too)")
+    beside = plan.output.parent / LEDGER_NAME
+    if beside.exists() and (problem := _ledger_problem(beside)):
+        remove_empty(created)
+        raise OfflinepackError(f"run ledger {beside}: {problem}",
+                               hint="move it away (the run records every run in this file) or pass -o elsewhere")
     return created
 
 
@@ -115,7 +130,9 @@ def _ledger_problem(ledger: Path) -> str | None:
     if ledger.exists():
         if not ledger.is_file():  # appending to a FIFO blocks until a reader comes; a device is not a ledger
             return "is not a regular file (a device, FIFO or socket)"
-        return None if os.access(ledger, os.W_OK) else "is not writable"
+        if not os.access(ledger, os.W_OK):
+            return "is not writable"
+        return space_problem(ledger.resolve().parent, ledger.stat().st_size)
     folder = next((p for p in ledger.parents if p.exists()), None)
     if folder is None or not folder.is_dir():
         return f"cannot be created: {folder} is not a folder"
@@ -125,6 +142,19 @@ def _ledger_problem(ledger: Path) -> str | None:
         os.unlink(name)
     except OSError as error:
         return f"cannot be created in {folder}: {error.strerror or error}"
+    return None
+
+
+def space_problem(folder: Path, existing_bytes: int = 0) -> str | None:
+    """Why files in `folder` could not grow by MIN_FREE_BYTES (`existing_bytes`: the size of the file that will
+    grow), or None: a full disk, or a file size limit (`ulimit -f`) that the file is already near."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < existing_bytes + MIN_FREE_BYTES:
+        return f"the file size limit (ulimit -f) is {limit} bytes, too small to write the run's files"
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        return f"its disk is full ({free} bytes free)"
     return None
 
 

@@ -8,6 +8,7 @@ with that byte limit, and Pillow's pages are checked one at a time, never stacke
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import stat
@@ -35,7 +36,7 @@ PAGE_OVERHEAD_BYTES = 4096
 FILE_OVERHEAD_BYTES = 64 * 1024
 # deflate cannot compress better than about 1032:1, so a higher declared ratio is a lie or another codec's bomb
 MAX_COMPRESSION_RATIO = 1100
-_SPOOL_IN_MEMORY = 64 << 20  # an entry up to this size is checked in memory, a larger one through a temp file
+_IN_MEMORY = 64 << 20  # an entry up to this size is checked in memory, a larger one through a temp file
 _CHUNK = 1 << 20
 
 
@@ -165,7 +166,11 @@ def validate_submission(zip_path: Path, expected: Any) -> ValidationReport:
             if name in checked:
                 continue
             checked.add(name)
-            entry, entry_problems, entry_warnings = _check_entry(archive, info, ident, shapes.get(ident))
+            try:
+                entry, entry_problems, entry_warnings = _check_entry(archive, info, ident, shapes.get(ident))
+            except _NoRoom as why:
+                unchecked += (f"{name}: {why}",)
+                continue
             entries.append(entry)
             problems.extend(entry_problems)
             warnings.extend(entry_warnings)
@@ -196,9 +201,15 @@ def _size_problem(info: zipfile.ZipInfo, limit: int) -> str | None:
     return None
 
 
-def _spool(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tempfile.SpooledTemporaryFile:
-    """The entry's bytes in a spooled temp file, read in chunks and never more than `limit` of them."""
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+class _NoRoom(Exception):
+    """No room for the temporary copy of a large entry: the entry could not be checked (not: it is bad)."""
+
+
+def _spool(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> io.BytesIO | tempfile.SpooledTemporaryFile:
+    """The entry's bytes, read in chunks and never more than `limit` of them: in memory up to _IN_MEMORY (no
+    fileno, so Pillow's libtiff decodes from the buffer), else in a temporary file."""
+    copy: io.BytesIO | tempfile.SpooledTemporaryFile = (
+        io.BytesIO() if info.file_size <= _IN_MEMORY else tempfile.SpooledTemporaryFile(max_size=0))
     written = 0
     try:
         with archive.open(info) as source:
@@ -206,12 +217,16 @@ def _spool(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> tempf
                 written += len(block)
                 if written > limit:
                     raise ValueError(f"decompresses past {limit} bytes, more than the largest plausible mask")
-                spool.write(block)
+                try:
+                    copy.write(block)
+                except OSError as error:
+                    raise _NoRoom(f"no room for a temporary copy in {tempfile.gettempdir()} "
+                                  f"({error.strerror or error})") from error
     except BaseException:
-        spool.close()
+        copy.close()
         raise
-    spool.seek(0)
-    return spool
+    copy.seek(0)
+    return copy
 
 
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
@@ -244,6 +259,11 @@ def _check_entry(
     libtiff: list[str] = []
     try:
         spool = _spool(archive, info, limit)
+    except _NoRoom:
+        raise
+    except Exception as error:  # noqa: BLE001 - a CRC error, a bad deflate stream, a size lie
+        return unreadable, [f"{name}: cannot be extracted ({_plain(error, name)})"], warnings
+    try:
         with spool, pywarnings.catch_warnings(), captured_native_stderr(libtiff), Image.open(spool) as image:
             pywarnings.simplefilter("ignore")  # Pillow warns on odd tags; the problems list says what matters
             for page in ImageSequence.Iterator(image):

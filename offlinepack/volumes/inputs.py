@@ -70,6 +70,9 @@ def _from_folder(folder: Path, source: str) -> InputSet:
         csv_path = folder / "test.csv"
         if csv_path.is_file():
             ids = _csv_ids(csv_path)
+            if not ids:
+                raise OfflinepackError(f"{csv_path}: lists no ids",
+                                       hint="test.csv needs a header line `id,scroll_id` and one row per test volume")
             volumes = tuple(VolumeRef(i, files[i]) for i in ids if i in files)
             missing = tuple(i for i in ids if i not in files)
         else:
