@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from offlinepack.submission import validate_submission, write_mask_tiff
-from offlinepack.submission.validate import MAX_MASK_VOXELS, mask_byte_limit
 from offlinepack.volumes import read_volume
 from tests.support.runs import TINY, competition, invoke, mask_zip
 
@@ -78,6 +77,8 @@ def test_a_small_zip_declaring_a_1_gib_entry_is_refused_unread_in_bounded_memory
 
 
 def test_entry_limits_follow_the_reference_shape_and_the_ratio_of_deflate(tmp_path: Path) -> None:
+    from offlinepack.submission.validate import MAX_MASK_VOXELS, mask_byte_limit
+
     assert mask_byte_limit(None) > MAX_MASK_VOXELS and mask_byte_limit(TINY) < 1 << 20
     # a plausible-looking entry bigger than a 32^3 mask can be: refused unread when the reference is known
     padded = tmp_path / "padded.zip"

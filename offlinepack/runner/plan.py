@@ -17,8 +17,8 @@ from offlinepack.ledger import LEDGER_NAME
 from offlinepack.runner.config import DEMO_MODEL, RunConfig
 
 MASKS_SUFFIX = "-masks"
-# Less room than this where the run writes (free disk, or the process's file size limit) is refused up front:
-# the run would only fail later, volume by volume, or lose its ledger record.
+# Less free disk than this where the run writes is refused up front (the run would only fail later, volume by
+# volume, or lose its ledger record); so is a file size limit (`ulimit -f`) a ledger is already near.
 MIN_FREE_BYTES = 1 << 20
 
 
@@ -145,12 +145,14 @@ def _ledger_problem(ledger: Path) -> str | None:
     return None
 
 
-def space_problem(folder: Path, existing_bytes: int = 0) -> str | None:
-    """Why files in `folder` could not grow by MIN_FREE_BYTES (`existing_bytes`: the size of the file that will
-    grow), or None: a full disk, or a file size limit (`ulimit -f`) that the file is already near."""
+def space_problem(folder: Path, growing_file_bytes: int | None = None) -> str | None:
+    """Why `folder` has no room for the run's files, or None: a full disk; with `growing_file_bytes` (the size of
+    a file that will be appended to), also a file size limit (`ulimit -f`) that file is already near. (Masks
+    and the zip have no size known in advance: a limit they hit fails those volumes or the zip, not the start.)"""
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and limit < existing_bytes + MIN_FREE_BYTES:
-        return f"the file size limit (ulimit -f) is {limit} bytes, too small to write the run's files"
+    if (growing_file_bytes is not None and limit != resource.RLIM_INFINITY
+            and limit < growing_file_bytes + MIN_FREE_BYTES):
+        return f"the file size limit (ulimit -f) is {limit} bytes, too small for this file to grow"
     stats = os.statvfs(folder)
     free = stats.f_bavail * stats.f_frsize
     if free < MIN_FREE_BYTES:
