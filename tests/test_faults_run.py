@@ -19,7 +19,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.support.runs import TINY, competition, invoke, ledger_records, mask_zip, write_tiny_model
+from tests.support.cli import invoke, write_competition
+from tests.support.runs import TINY, ledger_records, mask_zip, write_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = os.geteuid() == 0
@@ -39,14 +39,6 @@ FAST = ["--mirror-axes", "none", "--step-size", "1"]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("model") / "tiny-unet")
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
 
 
 def _old_zip(path: Path) -> bytes:
@@ -149,7 +141,7 @@ def _run_cli(args: list[str], env: dict[str, str], fsize: int | None = None) -> 
 
 @pytest.mark.parametrize(("target", "fault"), OUTPUT_MATRIX, ids=[f"{t}/{f}" for t, f in OUTPUT_MATRIX])
 def test_output_faults(tmp_path: Path, env, model: Path, target: str, fault: str) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
     run = ["run", "--model", str(model), "--input", str(data), *FAST]
     if target == "validate ZIP":
         _validate_zip_fault(tmp_path, env, data, fault)
@@ -307,7 +299,7 @@ CSV_CASES = {  # content -> (exit code, words in the output)
 
 
 def _tiff_bytes(tmp_path: Path) -> bytes:
-    return (competition(tmp_path / "ref", {"11": TINY}) / "test_images" / "11.tif").read_bytes()
+    return (write_competition(tmp_path / "ref", {"11": TINY}) / "test_images" / "11.tif").read_bytes()
 
 
 TIFF_CUTS = {"cut@0": 0, "cut@8": 8, "cut@1/3": 1 / 3, "cut@2/3": 2 / 3, "cut@-200": -200}
@@ -353,7 +345,7 @@ def _cut(data: bytes, where: float) -> bytes:
 
 @pytest.mark.parametrize(("source", "fault"), INPUT_MATRIX, ids=[f"{s}/{f}" for s, f in INPUT_MATRIX])
 def test_input_faults(tmp_path: Path, env, model: Path, source: str, fault: str) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
     out = tmp_path / "out" / "submission.zip"
     old = _old_zip(out)
     run = ["run", "--model", str(model), "--input", str(data), "-o", str(out), *FAST]

@@ -6,7 +6,6 @@ in test_run.py)."""
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,18 +16,10 @@ import tifffile
 from offlinepack.inference.inputs import check_volume
 from offlinepack.submission import read_tiff_like_scorer
 from offlinepack.volumes import find_inputs
-from tests.support.runs import TINY, competition, invoke, ledger_records, write_tiny_model
+from tests.support.cli import invoke, write_competition
+from tests.support.runs import TINY, ledger_records, write_tiny_model
 
 OLD_ZIP = b"the previous good submission"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """No Kaggle here (an empty fake root), a private temp folder, the test's folder as cwd."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ def _run(data: Path, env: dict[str, str], model: Path, *extra: str):
 # --- defect 7: one bad volume fails by id; the rest go on; --on-error empty; ledger exit == process exit ---
 
 def test_inf_volume_fails_by_id_old_zip_kept_then_on_error_empty_hands_in_a_zip(tmp_path: Path, env, model) -> None:
-    data = competition(tmp_path / "comp", {"good": TINY})
+    data = write_competition(tmp_path / "comp", {"good": TINY})
     bad = np.full(TINY, 100.0, dtype=np.float32)
     bad[3, 4, 5] = np.inf
     tifffile.imwrite(data / "test_images" / "inf.tif", bad, photometric="minisblack")
@@ -83,7 +74,7 @@ def test_inf_volume_fails_by_id_old_zip_kept_then_on_error_empty_hands_in_a_zip(
 
 
 def test_duplicate_id_in_test_csv_is_refused_when_inputs_are_planned_with_line_numbers(tmp_path: Path, env, model) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY, "22": TINY}, csv_ids=["11", "22", "11"])
+    data = write_competition(tmp_path / "comp", {"11": TINY, "22": TINY}, csv_ids=["11", "22", "11"])
     result = _run(data, env, model)
     assert result.exit_code == 2, result.output
     # the readiness check already plans the inputs, so it is the one that names the line
@@ -93,7 +84,7 @@ def test_duplicate_id_in_test_csv_is_refused_when_inputs_are_planned_with_line_n
 
 
 def test_test_csv_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY, "22": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY, "22": TINY})
     (data / "test.csv").write_bytes(b"\xef\xbb\xbfid,scroll_id\r\n22,1\r\n11,1\r\n")  # Excel's "CSV UTF-8"
     inputs = find_inputs(data)
     assert [v.id for v in inputs.volumes] == ["22", "11"] and inputs.missing_ids == ()
@@ -110,7 +101,7 @@ def test_float_volumes_within_0_1_are_rescaled_not_rounded() -> None:
 
 
 def test_ledger_exit_code_matches_the_process_when_the_run_stops(tmp_path: Path, env, model) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")  # a model that does not load stops the run: exit 2
     result = invoke(["run", "--model", str(broken), "--input", str(data)], env)
@@ -123,7 +114,7 @@ def test_a_bug_that_stops_the_run_is_recorded_with_exit_code_1(tmp_path: Path, e
     """A non-OfflinepackError is a bug: Python exits 1 with its traceback, so the ledger must say 1, not 2."""
     from offlinepack.runner import RunConfig, run_pipeline
 
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
 
     def engine_that_crashes(models, config):
         raise RuntimeError("a bug in the engine")
@@ -138,7 +129,7 @@ def test_a_bug_that_stops_the_run_is_recorded_with_exit_code_1(tmp_path: Path, e
 # --- defect 8: a damaged mask in the work folder is recomputed, not reused ---
 
 def test_resume_recomputes_a_mask_whose_bytes_changed(tmp_path: Path, env, model) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
     first = _run(data, env, model, "--json")
     assert first.exit_code == 0, first.output
     mask = tmp_path / "submission-masks" / "11.tif"

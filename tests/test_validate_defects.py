@@ -17,14 +17,10 @@ import pytest
 
 from offlinepack.submission import validate_submission, write_mask_tiff
 from offlinepack.volumes import read_volume
-from tests.support.runs import TINY, competition, invoke, mask_zip
+from tests.support.cli import invoke, write_competition
+from tests.support.runs import TINY, mask_zip
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
 
 
 def _mask(shape=TINY) -> np.ndarray:
@@ -38,7 +34,7 @@ def test_an_empty_zip_is_invalid_with_or_without_a_reference(tmp_path: Path, env
     zipfile.ZipFile(empty, "w").close()
     alone = invoke(["validate", str(empty)], env)
     assert alone.exit_code == 1 and "the zip is empty" in alone.output
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
     against = invoke(["validate", str(empty), "--input", str(data)], env)
     assert against.exit_code == 1 and "the zip is empty" in against.output and "11.tif: missing" in against.output
 
@@ -52,7 +48,7 @@ def test_without_a_reference_a_wrong_shape_zip_is_could_not_check_not_valid(tmp_
     assert any(u.startswith("shapes:") for u in report["unchecked"]) and any(u.startswith("ids:") for u in report["unchecked"])
     text = invoke(["validate", str(wrong)], env)
     assert text.exit_code == 2 and "could not check:" in text.output and "hint: pass --input" in text.output
-    data = competition(tmp_path / "comp", {"11": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY})
     assert invoke(["validate", str(wrong), "--input", str(data)], env).exit_code == 1  # with a reference: invalid
 
 
@@ -139,7 +135,7 @@ def test_validate_input_missing_folder_has_a_hint(tmp_path: Path, env) -> None:
 
 
 def test_a_valid_zip_with_its_reference_is_still_valid(tmp_path: Path, env) -> None:
-    data = competition(tmp_path / "comp", {"11": TINY, "22": TINY})
+    data = write_competition(tmp_path / "comp", {"11": TINY, "22": TINY})
     good = mask_zip(tmp_path / "submission.zip", {"11": _mask(), "22": _mask()})
     result = invoke(["validate", str(good), "--input", str(data), "--json"], env)
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Real inputs and a CLI driver for `run`/`validate` tests: LZW competition folders, mask zips, ledgers."""
+"""More real files for `run`/`validate` tests (besides tests/support/cli.py): mask zips, ledgers, a tiny model."""
 
 from __future__ import annotations
 
@@ -7,25 +7,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from offlinepack.cli.app import app
-from offlinepack.demo.sample import write_lzw_tiff
-from offlinepack.demo.synthetic import make_sheet_volume
 from offlinepack.submission import write_mask_tiff
 
-TINY = (32, 32, 32)  # small enough that the bundled demo model runs in about a second on CPU
-
-
-def competition(folder: Path, ids: dict[str, tuple[int, int, int]], csv_ids: list[str] | None = None) -> Path:
-    """`folder/test_images/<id>.tif` (uint8, LZW, as the competition ships them) and `folder/test.csv`."""
-    images = folder / "test_images"
-    images.mkdir(parents=True)
-    for seed, (ident, shape) in enumerate(ids.items()):
-        write_lzw_tiff(make_sheet_volume(shape, seed=100 + seed).image, images / f"{ident}.tif")
-    rows = csv_ids if csv_ids is not None else list(ids)
-    (folder / "test.csv").write_text("id,scroll_id\n" + "".join(f"{i},1\n" for i in rows))
-    return folder
+TINY = (32, 32, 32)  # with write_tiny_model, a whole run on CPU takes about a second
 
 
 def mask_zip(path: Path, masks: dict[str, np.ndarray]) -> Path:
@@ -37,10 +22,6 @@ def mask_zip(path: Path, masks: dict[str, np.ndarray]) -> Path:
             archive.write(tif, f"{ident}.tif")
             tif.unlink()
     return path
-
-
-def invoke(args: list[str], env: dict[str, str]):
-    return CliRunner().invoke(app, args, env=env, catch_exceptions=False)
 
 
 def ledger_records(path: Path) -> list[dict]:
