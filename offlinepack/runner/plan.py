@@ -20,6 +20,7 @@ MASKS_SUFFIX = "-masks"
 # Less free disk than this where the run writes is refused up front (the run would only fail later, volume by
 # volume, or lose its ledger record); so is a file size limit (`ulimit -f`) a ledger is already near.
 MIN_FREE_BYTES = 1 << 20
+LEDGER_RECORD_ROOM = 8 << 10  # a run record is a few KB
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def space_problem(folder: Path, growing_file_bytes: int | None = None) -> str | 
     and the zip have no size known in advance: a limit they hit fails those volumes or the zip, not the start.)"""
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     if (growing_file_bytes is not None and limit != resource.RLIM_INFINITY
-            and limit < growing_file_bytes + MIN_FREE_BYTES):
+            and limit < growing_file_bytes + LEDGER_RECORD_ROOM):
         return f"the file size limit (ulimit -f) is {limit} bytes, too small for this file to grow"
     stats = os.statvfs(folder)
     free = stats.f_bavail * stats.f_frsize
