@@ -250,6 +250,8 @@ def inference_value_problems(inference: dict[str, Any]) -> list[str]:
         InferenceSettings(**inference)
     except OfflinepackError as error:
         return [f"inference.{line}" for line in error.problems] or [error.message]
+    except (TypeError, ValueError) as error:  # a library caller's unchecked dict: a wrong type or unknown key
+        return [f"inference: {error}"]
     return []
 
 
