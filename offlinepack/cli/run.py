@@ -137,7 +137,7 @@ def run(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Patches per forward pass [auto].")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute masks already in the work folder.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
-    on_error: Annotated[Optional[str], typer.Option("--on-error", help="A volume that fails: 'fail' (no zip, old one kept) or 'empty' (an empty mask goes in, marked in the ledger) [fail].")] = None,
+    on_error: Annotated[Optional[str], typer.Option("--on-error", help="A volume that fails: 'fail' (no zip, old one kept) or 'empty' (an empty mask goes in, marked in the ledger); default: fail.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
 ) -> None:
     """Predict every test volume, post-process, write and validate submission.zip, record the run.
