@@ -279,6 +279,8 @@ def _check_entry(
         said = f" (libtiff: {'; '.join(dict.fromkeys(libtiff))})" if libtiff else ""
         problems.append(f"{name}: Pillow cannot read it as a TIFF ({_plain(error, name)}){said}")
         return unreadable, problems, warnings
+    if not pages:
+        return unreadable, [f"{name}: Pillow finds no pages in it"], warnings
     if len(page_shapes) > 1:
         problems.append(f"{name}: pages have different shapes {sorted(page_shapes)}; the scorer cannot stack them")
         return EntryCheck(name, ident, None, ",".join(sorted(dtypes)), None), problems, warnings
