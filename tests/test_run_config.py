@@ -126,7 +126,7 @@ def test_every_run_toml_problem_is_named_in_one_go(tmp_path: Path) -> None:
     assert info.value.message.endswith("invalid run config")
     assert set(info.value.problems) == {
         "unknown key 'modles' (known: models, weights, folds, input, output, ledger, overwrite, force, workers, "
-        "prefetch, post, inference)",
+        "prefetch, on_error, post, inference)",
         "unknown key 'threshold' (it belongs under [post])",
         "models: expected a list of strings, got ['demo', 3]",
         "folds: expected a list of integers, got [0.5]",

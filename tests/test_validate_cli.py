@@ -38,11 +38,14 @@ def test_validate_cli_exit_codes_and_json(tmp_path: Path, env: dict[str, str]) -
     assert _invoke(["validate", str(tmp_path)], env).exit_code == 2  # a folder, not a zip
 
 
-def test_validate_without_inputs_checks_entries_alone(tmp_path: Path, env: dict[str, str]) -> None:
+def test_validate_without_a_reference_says_it_could_not_check(tmp_path: Path, env: dict[str, str]) -> None:
     from offlinepack.submission import write_mask_tiff
 
     mask = write_mask_tiff(np.zeros(SMALL, np.uint8), tmp_path / "m.tif")
     with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
         archive.write(mask, "11.tif")
     result = _invoke(["validate", str(tmp_path / "z.zip")], env)
-    assert result.exit_code == 0 and "note: no competition inputs found (pass --input DIR)" in result.output
+    # each entry is fine, but with no reference the ids and shapes are unknown: "could not check" (2), not valid
+    assert result.exit_code == 2, result.output
+    assert "note: no competition inputs found and no ledger record of this zip" in result.output
+    assert "could not check:" in result.output and "unchecked: shapes" in result.output

@@ -7,17 +7,19 @@ submission.zip is kept; masks already written stay in the work folder for a resu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from offlinepack import exit_codes, kaggle
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
-from offlinepack import kaggle
 from offlinepack.cli.options import split_values
 from offlinepack.errors import OfflinepackError
 
@@ -82,6 +84,19 @@ class _Renderer:
             self.bar = None
 
 
+@contextlib.contextmanager
+def _json_errors(as_json: bool) -> Iterator[None]:
+    """With --json, stdout stays machine-readable even when the run cannot start (bad flags, not ready):
+    the error as JSON there, and the usual error/hint lines on stderr."""
+    try:
+        yield
+    except OfflinepackError as error:
+        if as_json:
+            print_json({"exit_code": exit_codes.FAILED, "status": "error", "error": error.message,
+                        "problems": list(error.problems), "hint": error.hint})
+        raise
+
+
 @reports_errors
 def run(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="run.toml (keys: offlinepack.runner.config).", dir_okay=False)] = None,
@@ -103,6 +118,7 @@ def run(
     compile_networks: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default: on CUDA when torch supports it, off on CPU; a failure falls back to eager).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute masks already in the work folder.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even when the readiness check fails.")] = False,
+    on_error: Annotated[Optional[str], typer.Option("--on-error", help="A volume that fails: 'fail' (no zip, old one kept) or 'empty' (an empty mask goes in, marked in the ledger); default: fail.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
     save_probabilities: Annotated[Optional[Path], typer.Option("--save-probabilities", help="Also save each volume's probability map here (<id>.npy + probabilities.json).", file_okay=False)] = None,
     probabilities_dtype: Annotated[str, typer.Option("--probabilities-dtype", help="uint8 (p*255 rounded) or float16.")] = "uint8",
@@ -111,63 +127,77 @@ def run(
     """Predict every test volume, post-process, write and validate submission.zip, record the run.
 
     With no --model and no --input outside a Kaggle kernel, runs the bundled demo model on a synthetic
-    sample volume. Exit codes: 0 ok, 1 some volumes failed (old submission.zip kept), 2 could not start.
+    sample volume. Exit codes: 0 ok, 1 some volumes failed (old submission.zip kept, or with --on-error empty
+    written with empty masks for them), 2 could not start.
     """
     from offlinepack.runner import RunConfig, apply_overrides, load_run_toml, run_pipeline
 
-    base = load_run_toml(config) if config else RunConfig()
-    post = {k: v for k, v in {"threshold": threshold, "hysteresis_low": hysteresis_low,
-                              "min_component_voxels": min_component_voxels, "fill_holes": fill_holes}.items() if v is not None}
-    inference = {k: v for k, v in {"device": device, "precision": precision, "step_size": step_size,
-                                   "batch_size": batch_size, "compile": compile_networks}.items() if v is not None}
-    if mirror_axes is not None:
-        inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else split_values([mirror_axes], int, "--mirror-axes")
-    merged = apply_overrides(
-        base, models=model, weights=split_values(weights, float, "--weights"), folds=split_values(folds, int, "--folds"), input=input_dir,
-        output=output, ledger=ledger, post=post or None, inference=inference or None,
-        overwrite=overwrite or None, force=force or None,
-    )
-    saving = saved = None
-    if from_probabilities is not None:
-        from offlinepack.probabilities import open_probabilities
+    with _json_errors(as_json):
+        base = load_run_toml(config) if config else RunConfig()
+        post = {k: v for k, v in {"threshold": threshold, "hysteresis_low": hysteresis_low,
+                                  "min_component_voxels": min_component_voxels, "fill_holes": fill_holes}.items() if v is not None}
+        inference = {k: v for k, v in {"device": device, "precision": precision, "step_size": step_size,
+                                       "batch_size": batch_size, "compile": compile_networks}.items() if v is not None}
+        if mirror_axes is not None:
+            inference["mirror_axes"] = [] if mirror_axes.strip().lower() in ("none", "") else split_values([mirror_axes], int, "--mirror-axes")
+        merged = apply_overrides(
+            base, models=model, weights=split_values(weights, float, "--weights"), folds=split_values(folds, int, "--folds"), input=input_dir,
+            output=output, ledger=ledger, post=post or None, inference=inference or None,
+            overwrite=overwrite or None, force=force or None, on_error=on_error,
+        )
+        saving = saved = None
+        if from_probabilities is not None:
+            from offlinepack.probabilities import open_probabilities
 
-        if save_probabilities is not None:
-            raise OfflinepackError("--save-probabilities and --from-probabilities cannot be combined",
-                                   hint="the maps are already saved: copy the folder instead")
-        saved = open_probabilities(from_probabilities)
-        if merged.input is None and saved.meta.get("input"):
-            merged = apply_overrides(merged, input=Path(saved.meta["input"]))
-        if merged.input is None:
-            raise OfflinepackError(f"{from_probabilities} does not record which input its maps came from",
-                                   hint="pass --input with the volumes (their shapes and ids make the submission)")
-    elif save_probabilities is not None:
-        from offlinepack.probabilities import ProbabilityWriter
+            if save_probabilities is not None:
+                raise OfflinepackError("--save-probabilities and --from-probabilities cannot be combined",
+                                       hint="the maps are already saved: copy the folder instead")
+            saved = open_probabilities(from_probabilities)
+            if merged.input is None and saved.meta.get("input"):
+                merged = apply_overrides(merged, input=Path(saved.meta["input"]))
+            if merged.input is None:
+                raise OfflinepackError(f"{from_probabilities} does not record which input its maps came from",
+                                       hint="pass --input with the volumes (their shapes and ids make the submission)")
+        elif save_probabilities is not None:
+            from offlinepack.probabilities import ProbabilityWriter
 
-        saving = ProbabilityWriter(save_probabilities, probabilities_dtype)
-    renderer = _Renderer(enabled=not as_json)
-    try:
-        with warnings.catch_warnings():
-            # library warnings (e.g. "no CUDA GPU: running on CPU") as plain `warning:` lines
-            warnings.showwarning = lambda message, *rest, **kw: err_console.print(f"warning: {message}", markup=False)
-            report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle.kaggle_root(),
-                                  save_probabilities=saving, from_probabilities=saved)
-    finally:
-        renderer.stop()
+            saving = ProbabilityWriter(save_probabilities, probabilities_dtype)
+        renderer = _Renderer(enabled=not as_json)
+        try:
+            with warnings.catch_warnings():
+                # library warnings (e.g. "no CUDA GPU: running on CPU") as plain `warning:` lines
+                warnings.showwarning = lambda message, *rest, **kw: err_console.print(f"warning: {message}", markup=False)
+                report = run_pipeline(merged, progress=renderer, kaggle_root=kaggle.kaggle_root(),
+                                      save_probabilities=saving, from_probabilities=saved)
+        finally:
+            renderer.stop()
     if as_json:
         print_json(report.to_dict())
         raise typer.Exit(report.exit_code)
+    _print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _print_report(report) -> None:
+    empty = set(report.empty)
     for ident, why in report.failures:
-        err_console.print(f"error: volume {ident} failed: {why}", markup=False)
+        replaced = " (an empty mask went into the zip instead)" if ident in empty else ""
+        err_console.print(f"error: volume {ident} failed{replaced}: {why}", markup=False)
     if report.zip is not None:
         for warning in report.zip.report.warnings:
             err_console.print(f"warning: {warning}", markup=False)
         size = report.zip.size / 1e6
         console.print(f"wrote {report.zip.path} ({report.zip.entries} volume(s), {size:.2f} MB, sha256 {report.zip.sha256})", markup=False)
+        if empty:
+            err_console.print(f"warning: {len(empty)} volume(s) failed and went in as empty masks: "
+                              f"{', '.join(sorted(empty))} (--on-error empty)", markup=False)
     else:
         err_console.print(
             f"error: {len(report.failures)} volume(s) failed; {report.output} was not written or replaced "
             f"(masks done so far are kept in {report.work_dir}: rerun to resume)", markup=False)
+        if report.failures:
+            err_console.print("hint: fix or remove the failed volumes and rerun (finished masks are reused), or pass "
+                              "--on-error empty to hand in empty masks for them", markup=False)
     if report.demo:
         console.print("(demo: bundled synthetic-sheet model and sample volume; pass --model and --input for real data)", markup=False)
     console.print(f"run {report.run_id} recorded in {', '.join(str(p) for p in report.ledgers)}", markup=False)
-    raise typer.Exit(report.exit_code)

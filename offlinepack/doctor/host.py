@@ -89,9 +89,10 @@ def input_check(options: DoctorOptions) -> Check:
     first = inputs.volumes[0]
     try:
         data = read_volume(first.path)
-    except OfflinepackError as error:
-        return Check("competition input", "fail", f"{detail}; {first.path.name} unreadable: {error.message}",
-                     "re-attach the competition data; see the tiff readers check")
+    except OfflinepackError as error:  # one bad volume must not stop a run: it fails that volume by id
+        return Check("competition input", "warn", f"{detail}; {first.path.name} unreadable: {error.message}",
+                     "`run` fails this volume by id and goes on with the others (--on-error empty hands in an "
+                     "empty mask for it); if every volume is unreadable, re-attach the competition data")
     detail += f"; {first.id} reads as {tuple(data.array.shape)} {data.array.dtype} via {data.reader}"
     return Check("competition input", "warn" if inputs.missing_ids else "ok", detail,
                  "ids without files will be missing from the submission" if inputs.missing_ids else None)

@@ -25,7 +25,8 @@ def as_uint8_volume(volume: np.ndarray, volume_id: str) -> np.ndarray:
 def check_volume(volume: np.ndarray, volume_id: str) -> tuple[np.ndarray, str | None]:
     """(uint8 volume, note about a conversion or None); raises InferenceError for unusable input.
 
-    Values already within 0..255 are rounded; anything else is rescaled linearly from its min..max
+    Decided by the value range: floats within [0, 1] are normalised intensities and are scaled by 255;
+    other values already within 0..255 are rounded; anything else is rescaled linearly from its min..max
     to 0..255 (the models were trained on the competition's uint8 volumes)."""
     volume = np.asarray(volume)
     if volume.ndim != 3:
@@ -44,7 +45,11 @@ def check_volume(volume: np.ndarray, volume_id: str) -> tuple[np.ndarray, str | 
     if not np.isfinite(values).all():
         raise InferenceError(f"volume {volume_id} contains NaN or inf values")
     low, high = float(values.min()), float(values.max())
-    if low >= 0 and high <= 255:
+    if volume.dtype.kind == "f" and low >= 0 and high <= 1:
+        # normalised intensities (ToTensor-style 0..1): rounding would leave only 0 and 1
+        converted = np.rint(values * 255.0).astype(np.uint8)
+        how = "values within [0, 1] taken as normalised intensities: scaled by 255"
+    elif low >= 0 and high <= 255:
         converted = np.rint(values).astype(np.uint8)
         how = "rounded"
     else:

@@ -61,11 +61,38 @@ class UNetConfig:
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes (training data, epochs...)
 
     def __post_init__(self) -> None:
+        wrong = self.type_problems()  # before any arithmetic: a string width must not reach torch
+        if wrong:
+            raise ModelLoadError("invalid built-in U-Net config", problems=wrong,
+                                 hint="restore config.json from the checkpoint's original copy")
         object.__setattr__(self, "features", tuple(int(f) for f in self.features))
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
         problems = self.problems()
         if problems:
             raise ModelLoadError("invalid built-in U-Net config", problems=problems)
+
+    def type_problems(self) -> list[str]:
+        """Each field of the wrong JSON type, named (a hand-edited or damaged config.json)."""
+        def integer(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        found = []
+        for name in ("in_channels", "out_channels", "surface_channel"):
+            if not integer(getattr(self, name)):
+                found.append(f"{name}: expected an integer, got {getattr(self, name)!r}")
+        for name in ("norm_mean", "norm_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                found.append(f"{name}: expected a number, got {value!r}")
+        for name in ("features", "patch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(integer(v) for v in value):
+                found.append(f"{name}: expected a list of integers, got {value!r}")
+        if not isinstance(self.activation, str):
+            found.append(f"activation: expected a string, got {self.activation!r}")
+        if not isinstance(self.extra, dict):
+            found.append(f"extra: expected a table, got {self.extra!r}")
+        return found
 
     def problems(self) -> list[str]:
         found = []

@@ -66,7 +66,9 @@ class PostConfig:
             )
         problems += self._topology_problems()
         if problems:
-            raise OfflinepackError("invalid post-processing settings", problems=problems)
+            raise OfflinepackError("invalid post-processing settings", problems=problems,
+                                   hint="fix the values above (--threshold, --hysteresis-low, --min-component-voxels, "
+                                        "--fill-holes, or [post] in run.toml)")
 
     def _topology_problems(self) -> list[str]:
         problems = []

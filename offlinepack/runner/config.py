@@ -16,6 +16,8 @@ run.toml (every key optional; relative paths are relative to the run.toml's fold
     force = false                   # run even when the readiness check fails
     workers = 2                     # threads for post-processing + mask writing (overlap with inference)
     prefetch = 1                    # volumes read ahead of inference
+    on_error = "fail"               # a volume that fails: "fail" (no zip; the old one is kept) or "empty"
+                                    # (an empty mask of the source's shape goes in, marked in the ledger)
 
     [post]                          # offlinepack.post.PostConfig
     threshold = 0.5                 # surface probability threshold (winners used 0.2-0.4 on real data)
@@ -61,6 +63,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEMO_MODEL = "demo"
+ON_ERROR_CHOICES = ("fail", "empty")
 INFERENCE_KEYS: dict[str, tuple[type, ...]] = {
     "step_size": (float, int),
     "mirror_axes": (list, tuple),
@@ -85,6 +88,7 @@ class RunConfig:
     force: bool = False
     workers: int = 2
     prefetch: int = 1
+    on_error: str = "fail"  # one of ON_ERROR_CHOICES
     post: PostConfig = field(default_factory=PostConfig)
     inference: dict[str, Any] = field(default_factory=dict)  # only keys explicitly set
 
@@ -113,6 +117,7 @@ _TOP_TYPES: dict[str, tuple[type, ...]] = {
     "force": (bool,),
     "workers": (int,),
     "prefetch": (int,),
+    "on_error": (str,),
     "post": (dict,),
     "inference": (dict,),
 }
@@ -139,7 +144,7 @@ def check_inference(data: dict[str, Any], where: str = "inference") -> dict[str,
         elif not isinstance(value, INFERENCE_KEYS[key]):
             problems.append(f"{where}.{key}: expected {INFERENCE_KEYS[key][0].__name__}, got {value!r}")
     if problems:
-        raise OfflinepackError("invalid inference settings", problems=problems)
+        raise OfflinepackError("invalid inference settings", problems=problems, hint=SETTINGS_HINT)
     out = dict(data)
     if "mirror_axes" in out:
         out["mirror_axes"] = tuple(int(a) for a in out["mirror_axes"])
@@ -156,9 +161,12 @@ def load_run_toml(path: Path) -> RunConfig:
     except FileNotFoundError:
         raise OfflinepackError(f"run config {path} does not exist", hint="pass --config with an existing run.toml") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise OfflinepackError(f"cannot read run config {path}: {error}") from error
+        raise OfflinepackError(f"cannot read run config {path}: {error}",
+                               hint="pass --config with a readable UTF-8 run.toml") from error
     except tomllib.TOMLDecodeError as error:
-        raise OfflinepackError(f"{path}: not valid TOML ({error})") from error
+        raise OfflinepackError(f"{path}: not valid TOML ({error})",
+                               hint="fix the line named above (a cut-off file: restore it from your copy); "
+                                    "every key is listed in offlinepack/runner/config.py") from error
     problems = _toml_problems(data)
     if problems:
         raise OfflinepackError(f"{path}: invalid run config", problems=problems,
@@ -176,6 +184,7 @@ def load_run_toml(path: Path) -> RunConfig:
         force=data.get("force", False),
         workers=data.get("workers", 2),
         prefetch=data.get("prefetch", 1),
+        on_error=data.get("on_error", "fail"),
         post=PostConfig.from_mapping(data.get("post", {})),
         inference=check_inference(data.get("inference", {})),
     )
@@ -242,10 +251,46 @@ def _toml_problems(data: dict[str, Any]) -> list[str]:
         problems.append(f"inference.mirror_axes: expected a list of integers, got {axes!r}")
         inference = {k: v for k, v in inference.items() if k != "mirror_axes"}
     try:
-        check_inference(inference)
+        problems += inference_value_problems(check_inference(inference))
     except OfflinepackError as error:
         problems += list(error.problems)
+    if _is(data.get("on_error"), (str,)) and data["on_error"] not in ON_ERROR_CHOICES:
+        problems.append(f"on_error: must be one of {', '.join(ON_ERROR_CHOICES)}, got {data['on_error']!r}")
     return problems
+
+
+def inference_value_problems(inference: dict[str, Any]) -> list[str]:
+    """Out-of-range or unknown values among well-typed inference settings (step 0, device "tpu", axis 5),
+    found without touching a device, so a run refuses them before it writes anything."""
+    from offlinepack.inference.settings import InferenceSettings
+
+    try:
+        InferenceSettings(**inference)
+    except OfflinepackError as error:
+        return [f"inference.{line}" for line in error.problems] or [error.message]
+    except (TypeError, ValueError) as error:  # a library caller's unchecked dict: a wrong type or unknown key
+        return [f"inference: {error}"]
+    return []
+
+
+SETTINGS_HINT = ("valid values: --device auto|cpu|cuda|cuda:N, --precision auto|fp16|bf16|fp32, --step-size in (0, 1], "
+                 "--batch-size >= 1, --mirror-axes among 0,1,2 or none, --on-error fail|empty "
+                 "(run.toml keys: offlinepack/runner/config.py)")
+
+
+def check_settings(config: RunConfig) -> None:
+    """Every problem with a merged configuration's values at once; called before a run has any side effect."""
+    problems = inference_value_problems(dict(config.inference))
+    if config.on_error not in ON_ERROR_CHOICES:
+        problems.append(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {config.on_error!r}")
+    if config.workers < 1 or config.prefetch < 0:
+        problems.append(f"workers must be >= 1 and prefetch >= 0, got {config.workers} and {config.prefetch}")
+    if config.weights is not None and config.models and len(config.weights) != len(config.models):
+        problems.append(f"{len(config.weights)} weight(s) for {len(config.models)} model(s): give one weight per model")
+    if len(problems) == 1:
+        raise OfflinepackError(f"invalid run setting: {problems[0]}", hint=SETTINGS_HINT)
+    if problems:
+        raise OfflinepackError("invalid run settings", problems=problems, hint=SETTINGS_HINT)
 
 
 def apply_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
@@ -271,12 +316,7 @@ def apply_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
         elif key in {f.name for f in fields(RunConfig)}:
             changes[key] = value
         else:
-            raise OfflinepackError(f"unknown run setting {key!r}")
+            raise OfflinepackError(f"unknown run setting {key!r}", hint=SETTINGS_HINT)
     result = replace(config, **changes)
-    if result.workers < 1 or result.prefetch < 0:
-        raise OfflinepackError(f"workers must be >= 1 and prefetch >= 0, got {result.workers} and {result.prefetch}")
-    if result.weights is not None and result.models and len(result.weights) != len(result.models):
-        raise OfflinepackError(
-            f"{len(result.weights)} weight(s) for {len(result.models)} model(s)", hint="give one weight per model"
-        )
+    check_settings(result)
     return result

@@ -3,13 +3,16 @@
 Reading the next volume and post-processing/writing the previous one overlap with inference (a reader
 thread prefetching `prefetch` volumes, `workers` post threads, at most `workers` probability maps
 waiting), so the accelerator is kept busy and host memory stays flat. A volume that fails (unreadable,
-2D/4D, NaN output) is recorded with its id and the others go on; then no zip is written (the old
-submission.zip stays) and the report's exit code is 1.
+2D/4D, NaN or inf values, a crash in a reader or in post-processing) is recorded with its id and the
+others go on; then no zip is written (the old submission.zip stays) and the report's exit code is 1.
+With `on_error = "empty"` an empty mask of the source's shape stands in for each failed volume, so a
+zip is still written (exit code 1 all the same, the ledger and the report name those volumes).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,8 +27,16 @@ from offlinepack.ledger import LEDGER_NAME, append_record, environment_fact, mod
 from offlinepack.ledger.facts import find_wheelhouse_manifest, model_pack_facts, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.probabilities import ProbabilitySet, ProbabilityWriter, open_engine, probability_key_parts
-from offlinepack.runner.config import RunConfig
-from offlinepack.runner.masks import VolumeResult, mask_path, reusable, run_key, save_sidecar, volume_result
+from offlinepack.runner.config import RunConfig, check_settings
+from offlinepack.runner.masks import (
+    VolumeResult,
+    empty_mask_result,
+    mask_path,
+    reusable,
+    run_key,
+    save_sidecar,
+    volume_result,
+)
 from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
 from offlinepack.submission import ZipResult, write_mask_tiff, write_submission_zip
 
@@ -55,6 +66,7 @@ class RunReport:
     demo: bool
     doctor: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    empty: tuple[str, ...] = ()  # failed volumes that went into the zip as empty masks (--on-error empty)
 
     @property
     def exit_code(self) -> int:
@@ -69,6 +81,7 @@ class RunReport:
             "demo": self.demo,
             "volumes": [v.to_dict() for v in self.volumes],
             "failures": [{"id": i, "error": e} for i, e in self.failures],
+            "empty_masks": list(self.empty),
             "submission": _zip_dict(self.zip),
             "ledgers": [str(p) for p in self.ledgers],
             "doctor": self.doctor,
@@ -86,9 +99,38 @@ def _zip_dict(result: ZipResult | None) -> dict[str, Any] | None:
 Progress = Callable[[RunProgress], None]
 
 
-def _why(error: OfflinepackError) -> str:
-    """One line for a failed volume: the message and each reason (e.g. what every TIFF reader said)."""
-    return "; ".join(error.lines())
+def _why(error: BaseException) -> str:
+    """One line for a failed volume: the message and each reason (e.g. what every TIFF reader said); an
+    unexpected exception is named by its type, since it fails only its own volume."""
+    if isinstance(error, OfflinepackError):
+        return "; ".join(error.lines())
+    return f"{type(error).__name__}: {error}"
+
+
+def stopped_exit_code(error: BaseException) -> int:
+    """The exit code the process will end with when `error` stops the run: the CLI turns an OfflinepackError into
+    FAILED (2); anything else is a bug whose traceback exits 1 (Typer/click also exit 1 on Ctrl-C). The ledger
+    records this same code."""
+    return exit_codes.FAILED if isinstance(error, OfflinepackError) else exit_codes.DEGRADED
+
+
+def source_stats(array: Any) -> dict[str, Any]:
+    """dtype, min and max of a source volume, as JSON numbers (float for float volumes); NaN or inf fail the
+    volume here, on the reader thread, before anything converts them."""
+    import numpy as np
+
+    if not array.size:
+        return {"dtype": str(array.dtype), "min": 0, "max": 0}
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(finite.size - np.count_nonzero(finite))
+            raise OfflinepackError(f"contains {bad} NaN or inf value(s) (dtype {array.dtype})",
+                                   hint="fix or re-export the volume, or pass --on-error empty")
+        return {"dtype": str(array.dtype), "min": float(array.min()), "max": float(array.max())}
+    if array.dtype.kind not in "biu":
+        raise OfflinepackError(f"has dtype {array.dtype}; expected uint8 (or numbers)")
+    return {"dtype": str(array.dtype), "min": int(array.min()), "max": int(array.max())}
 
 
 def readiness(plan: RunPlan, kaggle_root: Path, force: bool) -> dict[str, Any]:
@@ -125,6 +167,21 @@ def _default_engine(models: Sequence[Path], config: RunConfig, compile_cache: Pa
                         settings=InferenceSettings(**config.inference), compile_cache=compile_cache)
 
 
+MODEL_HINT = ("check the model path and the files beside it (config.json, the TorchScript .json sidecar, nnU-Net "
+              "plans.json/dataset.json): a cut-off copy of the model dataset is the usual cause")
+
+
+def _load_engine(engine_factory: Callable[[Sequence[Path], RunConfig], Any], models: Sequence[Path],
+                 config: RunConfig) -> Any:
+    """Build the engine; a model error that does not say what to do next gets the generic next step."""
+    try:
+        return engine_factory(models, config)
+    except OfflinepackError as error:
+        if not error.hint:
+            error.hint = MODEL_HINT
+        raise
+
+
 class _Run:
     """State of one run's volume loop (kept off the public API)."""
 
@@ -151,11 +208,8 @@ class _Run:
         start = time.perf_counter()
         data = read_volume(Path(ref.path))
         array = data.array
-        stats = {
-            "read": time.perf_counter() - start, "reader": data.reader, "shape": tuple(int(s) for s in array.shape),
-            "dtype": str(array.dtype), "min": int(array.min()) if array.size else 0,
-            "max": int(array.max()) if array.size else 0,
-        }
+        stats = {"read": time.perf_counter() - start, "reader": data.reader,
+                 "shape": tuple(int(s) for s in array.shape), **source_stats(array)}
         return data, stats
 
     def feed(self, refs: Sequence[Any], pool: ThreadPoolExecutor, fed: list[str]) -> Iterator[tuple[str, Any]]:
@@ -178,7 +232,7 @@ class _Run:
             top_up()
             try:
                 data, stats = future.result()
-            except OfflinepackError as error:
+            except Exception as error:  # noqa: BLE001 - any read problem fails this volume only
                 self.fail(ref.id, _why(error))
                 continue
             array = data.array
@@ -219,7 +273,7 @@ def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
                 ident, future = pending.popleft()
                 try:
                     result = future.result()
-                except OfflinepackError as error:
+                except Exception as error:  # noqa: BLE001 - post-processing or writing failed this volume only
                     run.fail(ident, _why(error))
                     continue
                 run.results[ident] = result
@@ -249,7 +303,7 @@ def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
                 text = str(getattr(error, "message", error))
                 bad = next((i for i in in_flight if text.startswith(f"volume {i}:")), in_flight[0])
                 run.info.pop(bad, None)
-                run.fail(bad, _why(error) if isinstance(error, OfflinepackError) else f"{type(error).__name__}: {error}")
+                run.fail(bad, _why(error))
                 # everything not yet yielded and not failed goes round again, in order
                 remaining = [ref for ref in remaining if ref.id not in yielded and ref.id not in run.failures]
         settle(0)
@@ -275,6 +329,7 @@ def run_pipeline(
 
     report_progress = progress or (lambda event: None)
     started, run_id, clock = utc_now(), new_run_id(), time.perf_counter()
+    check_settings(config)  # bad values stop the run before it writes anything (no folder, no ledger record)
     plan = plan_run(config, kaggle_root=kaggle_root, cwd=cwd, temp_root=temp_root,
                     need_models=from_probabilities is None)
     config = plan.config
@@ -316,12 +371,13 @@ def run_pipeline(
     zip_result: ZipResult | None = None
     seconds: dict[str, float] = {}
     stopped: str | None = None
+    stopped_code = exit_codes.FAILED
     try:
         if todo:
             start = time.perf_counter()
             # compiled kernels cached in the work folder: a resumed run reuses them
             factory = engine_factory or partial(_default_engine, compile_cache=plan.work_dir / ".compile-cache")
-            engine = open_engine(factory, plan.models, config, models, inputs.root,
+            engine = open_engine(partial(_load_engine, factory), plan.models, config, models, inputs.root,
                                  save_probabilities, from_probabilities)
             engine_info = engine.describe()
             seconds["engine_setup"] = round(time.perf_counter() - start, 3)
@@ -329,7 +385,9 @@ def run_pipeline(
                 seconds["compile"] = engine_info["compile"]["seconds"]  # part of engine_setup, paid once
             _process(run, todo, engine)
             engine_info = engine.describe()  # a compile fall-back during the volumes is recorded too
-        if not run.failures:
+        if config.on_error == "empty":
+            _stand_in_empty_masks(run, inputs.volumes)
+        if all(ident in run.results for ident in run.failures) and not inputs.missing_ids:
             report_progress(RunProgress("zip", run.total, run.total, message=str(plan.output)))
             start = time.perf_counter()
             order = [ref.id for ref in inputs.volumes]
@@ -338,15 +396,17 @@ def run_pipeline(
             seconds["zip"] = round(time.perf_counter() - start, 3)
     except BaseException as error:  # recorded in the ledger below, then passed on to the caller
         stopped = f"{type(error).__name__}: {getattr(error, 'message', error)}"
+        stopped_code = stopped_exit_code(error)
         raise
     finally:
         seconds["total"] = round(time.perf_counter() - clock, 3)
         volumes = tuple(run.results[ref.id] for ref in inputs.volumes if ref.id in run.results)
+        empty = tuple(v.id for v in volumes if v.empty_on_error)
         report = RunReport(run_id, plan.output, plan.work_dir, volumes, tuple(sorted(run.failures.items())),
-                           zip_result, _ledger_paths(plan), plan.demo, doctor, seconds)
+                           zip_result, _ledger_paths(plan), plan.demo, doctor, seconds, empty)
         record = {
             "type": "run", "run_id": run_id, "started": started, "finished": utc_now(),
-            "exit_code": 2 if stopped else report.exit_code,
+            "exit_code": stopped_code if stopped else report.exit_code,
             "status": "error" if stopped else ("ok" if report.exit_code == 0 else "failed"), "error": stopped,
             "output": str(plan.output), "work_dir": str(plan.work_dir), "demo": plan.demo,
             "input": {"root": str(inputs.root), "source": inputs.source, "volumes": len(inputs.volumes),
@@ -357,14 +417,55 @@ def run_pipeline(
             "engine": engine_info, "doctor": doctor,
             "volumes": [v.to_dict() for v in volumes],
             "failures": [{"id": i, "error": e} for i, e in report.failures],
+            "on_error": config.on_error, "empty_masks": list(empty),
             "submission": _zip_dict(zip_result), "seconds": seconds,
         }
         if probabilities:
             record["probabilities"] = probabilities
-        for path in report.ledgers:
-            append_record(path, record)
+        unrecorded = _append_everywhere(report.ledgers, record)
+        if unrecorded and stopped:  # the error that stopped the run is the one to raise; say this one too
+            warnings.warn(f"run {run_id} could not be recorded: " + "; ".join(unrecorded), stacklevel=2)
+    if unrecorded:
+        outcome = [f"the run itself finished with exit code {report.exit_code}"
+                   + (f"; {report.output} was written" if zip_result else f"; {report.output} was not replaced")]
+        raise OfflinepackError(f"run {run_id} could not be recorded", problems=[*unrecorded, *outcome],
+                               hint="free disk space where the ledger lives, or pass --ledger with a writable file")
     report_progress(RunProgress("done", run.total, run.total, message=str(plan.output)))
     return report
+
+
+def _stand_in_empty_masks(run: _Run, refs: Sequence[Any]) -> None:
+    """`--on-error empty`: an all-zero mask of the source's shape (from its TIFF headers) for each failed volume.
+    A volume whose shape cannot be read (no file, no readable header, not 3D) stays failed, and then no zip."""
+    from offlinepack.submission import tiff_shape
+
+    paths = {ref.id: Path(ref.path) for ref in refs}
+    for ident in list(run.failures):
+        if ident in run.results or ident not in paths:
+            continue
+        try:
+            shape = tiff_shape(paths[ident])
+        except Exception as error:  # noqa: BLE001 - any header problem: no shape, no stand-in
+            run.failures[ident] += f"; no empty mask either: its shape cannot be read ({type(error).__name__})"
+            continue
+        if len(shape) != 3:
+            run.failures[ident] += f"; no empty mask either: its shape {shape} is not 3D"
+            continue
+        try:
+            run.results[ident] = empty_mask_result(run.plan.work_dir, ident, shape)
+        except OSError as error:
+            run.failures[ident] += f"; no empty mask either: cannot write it ({error.strerror or error})"
+
+
+def _append_everywhere(ledgers: Sequence[Path], record: dict[str, Any]) -> list[str]:
+    """Append the record to every ledger, even when one fails (a full disk); returns what failed."""
+    failed = []
+    for path in ledgers:
+        try:
+            append_record(path, record)
+        except OfflinepackError as error:
+            failed.append(error.message)
+    return failed
 
 
 def _ledger_paths(plan: RunPlan) -> tuple[Path, ...]:

@@ -6,15 +6,21 @@ Host facts (the Kaggle root, the cwd, the temp folder) are parameters so tests c
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from offlinepack import __version__
 from offlinepack.errors import OfflinepackError
+from offlinepack.ledger import LEDGER_NAME
 from offlinepack.runner.config import DEMO_MODEL, RunConfig
 
 MASKS_SUFFIX = "-masks"
+# Less free disk than this where the run writes is refused up front (the run would only fail later, volume by
+# volume, or lose its ledger record); so is a file size limit (`ulimit -f`) a ledger is already near.
+MIN_FREE_BYTES = 1 << 20
+LEDGER_RECORD_ROOM = 8 << 10  # a run record is a few KB
 
 
 @dataclass(frozen=True)
@@ -83,21 +89,27 @@ def check_writable(plan: RunPlan) -> list[Path]:
 
     Returns the folders it had to create (deepest first), so a run that then cannot start removes them.
     """
-    if plan.output.is_dir():
-        raise OfflinepackError(f"output {plan.output} is a folder", hint="pass -o FILE.zip")
+    from offlinepack.submission import zip_destination
+
+    destination = zip_destination(plan.output)  # a folder, device or FIFO is refused; a symlink is followed
     created = [p for p in (plan.work_dir, *plan.work_dir.parents) if not p.exists()]
     try:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
-        for folder in {plan.output.parent, plan.work_dir}:
+        for folder in {destination.parent, plan.work_dir}:
             handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
             os.close(handle)
             os.unlink(name)
+        full = space_problem(destination.parent)
     except OSError as error:
         remove_empty(created)
         raise OfflinepackError(
             f"output folder {plan.output.parent} is not writable: {error.strerror or error}",
             hint="pass -o with a path in a writable folder (in a kernel: /kaggle/working)",
         ) from error
+    if full:
+        remove_empty(created)
+        raise OfflinepackError(f"output folder {destination.parent}: {full}",
+                               hint="free disk space (old masks, checkpoints, caches) or pass -o on another disk")
     ledger = plan.config.ledger
     if ledger is not None:
         problem = _ledger_problem(Path(ledger))
@@ -106,6 +118,11 @@ def check_writable(plan: RunPlan) -> list[Path]:
             raise OfflinepackError(f"--ledger {ledger}: {problem}",
                                    hint="pass --ledger with a file in a writable folder, or leave it out "
                                         "(the run is always recorded beside the output too)")
+    beside = plan.output.parent / LEDGER_NAME
+    if beside.exists() and (problem := _ledger_problem(beside)):
+        remove_empty(created)
+        raise OfflinepackError(f"run ledger {beside}: {problem}",
+                               hint="move it away (the run records every run in this file) or pass -o elsewhere")
     return created
 
 
@@ -114,7 +131,11 @@ def _ledger_problem(ledger: Path) -> str | None:
     if ledger.is_dir():
         return "is a folder, not a file"
     if ledger.exists():
-        return None if os.access(ledger, os.W_OK) else "is not writable"
+        if not ledger.is_file():  # appending to a FIFO blocks until a reader comes; a device is not a ledger
+            return "is not a regular file (a device, FIFO or socket)"
+        if not os.access(ledger, os.W_OK):
+            return "is not writable"
+        return space_problem(ledger.resolve().parent, ledger.stat().st_size)
     folder = next((p for p in ledger.parents if p.exists()), None)
     if folder is None or not folder.is_dir():
         return f"cannot be created: {folder} is not a folder"
@@ -124,6 +145,21 @@ def _ledger_problem(ledger: Path) -> str | None:
         os.unlink(name)
     except OSError as error:
         return f"cannot be created in {folder}: {error.strerror or error}"
+    return None
+
+
+def space_problem(folder: Path, growing_file_bytes: int | None = None) -> str | None:
+    """Why `folder` has no room for the run's files, or None: a full disk; with `growing_file_bytes` (the size of
+    a file that will be appended to), also a file size limit (`ulimit -f`) that file is already near. (Masks
+    and the zip have no size known in advance: a limit they hit fails those volumes or the zip, not the start.)"""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if (growing_file_bytes is not None and limit != resource.RLIM_INFINITY
+            and limit < growing_file_bytes + LEDGER_RECORD_ROOM):
+        return f"the file size limit (ulimit -f) is {limit} bytes, too small for this file to grow"
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        return f"its disk is full ({free} bytes free)"
     return None
 
 

@@ -32,6 +32,15 @@ class ZipResult:
     report: ValidationReport
 
 
+def zip_destination(output: Path) -> Path:
+    """Where the zip's bytes go: a symlink is written through (its target is replaced, the link stays); a folder,
+    device, FIFO or socket is refused, since renaming over it would turn it into a plain file."""
+    try:
+        return resolve_output(output, hint="pass -o with a path to a regular file (e.g. /kaggle/working/submission.zip)")
+    except OfflinepackError as error:
+        raise SubmissionError(error.message, hint=error.hint) from None
+
+
 def _write_zip(mask_files: Mapping[str, Path], target: Path) -> None:
     # The TIFF pages are already deflated: storing them costs nothing in size and saves time.
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -52,7 +61,7 @@ def write_submission_zip(
     that writes the temp zip (a parameter so a test can make it fail like a full disk does).
     """
     output = Path(output)
-    real = resolve_output(output, hint="pick another output with -o")  # through a link; never onto a device
+    real = zip_destination(output)  # through a link; never onto a device
     tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
     try:
         try:
@@ -67,6 +76,8 @@ def write_submission_zip(
             raise SubmissionError(
                 f"the new zip failed validation, {output} left unchanged",
                 problems=report.problems,
+                hint="rerun with --overwrite to recompute every mask in the work folder; if it fails again, "
+                     "report it as a bug",
             )
         digest = sha256_file(tmp)
         size = tmp.stat().st_size

@@ -15,6 +15,7 @@ import numpy as np
 
 from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
+from offlinepack.native_stderr import captured_native_stderr
 
 COMPRESSION = "zlib"  # TIFF compression 8 (Adobe deflate)
 
@@ -60,7 +61,7 @@ def read_tiff_like_scorer(source: Path | bytes) -> np.ndarray:
     from PIL import Image, ImageSequence
 
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    with Image.open(handle) as image:
+    with captured_native_stderr([]), Image.open(handle) as image:  # libtiff's noise stays off the terminal
         pages = [np.array(page) for page in ImageSequence.Iterator(image)]
     return np.stack(pages, axis=0)
 

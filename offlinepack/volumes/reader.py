@@ -12,6 +12,7 @@ from types import ModuleType
 import numpy as np
 
 from offlinepack.errors import OfflinepackError
+from offlinepack.native_stderr import captured_native_stderr
 
 READERS = ("tifffile+imagecodecs", "tifffile", "pillow")
 # TIFF compression codes tifffile decodes with the standard library alone (none, deflate, Adobe deflate)
@@ -115,8 +116,14 @@ class _NeedsCodecs(Exception):
 def _read_pillow(path: Path) -> np.ndarray:
     from PIL import Image, ImageSequence
 
-    with Image.open(path) as image:
-        pages = [np.array(page) for page in ImageSequence.Iterator(image)]
+    libtiff: list[str] = []
+    try:
+        with captured_native_stderr(libtiff), Image.open(path) as image:
+            pages = [np.array(page) for page in ImageSequence.Iterator(image)]
+    except Exception as error:
+        if libtiff:  # libtiff's own words, kept in the reason instead of on the terminal
+            raise OSError(f"{error} (libtiff: {'; '.join(dict.fromkeys(libtiff))})") from error
+        raise
     if len(pages) == 1:
         return pages[0]
     shapes = {p.shape for p in pages}
