@@ -153,7 +153,8 @@ def _components_cavities_euler(fg):
                 else:
                     if x == 0 or y == 0 or z == 0 or x == nx - 1 or y == ny - 1 or z == nz - 1:
                         _union(parent, v, n)
-                    # 13 forward neighbours of the 26
+                    # 13 forward neighbours of the 26; v's root is found once
+                    root = _find(parent, v)
                     for dx in range(2):
                         for dy in range(-1 if dx else 0, 2):
                             for dz in range(-1 if (dx or dy) else 1, 2):
@@ -163,7 +164,12 @@ def _components_cavities_euler(fg):
                                 if xx < nx and 0 <= yy < ny and 0 <= zz < nz:
                                     w = xx * sx + yy * nz + zz
                                     if not flat[w]:
-                                        _union(parent, v, w)
+                                        other = _find(parent, w)
+                                        if other < root:
+                                            parent[root] = other
+                                            root = other
+                                        elif other > root:
+                                            parent[other] = root
     components = 0
     cavities = 0
     outside = _find(parent, n)
