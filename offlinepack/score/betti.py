@@ -574,7 +574,7 @@ def _lowest_first_boundary(fg, v, a, b, da, db, out):
 
 
 @njit
-def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
+def _matched_dim1_kernel(pred, label, comp_fg, quiet, positive, nx, ny, nz):
     """m1: comparison value-1 squares, negative in the comparison, whose column reduces to zero relative to both
     inputs' foreground complexes. Columns in the comparison's order (value 0 first, then value 1, index order);
     the reduction relative to an input also takes the comparison's value-0 columns outside that input."""
@@ -603,6 +603,43 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
                 for z in range(nz):
                     v = (x * ny + y) * nz + z
                     if value == 0 and not comp_fg[v]:
+                        continue
+                    if value == 1 and quiet[v]:  # all voxels of v's squares are background in both masks
+                        for t in range(3):
+                            if t == 0:
+                                if y + 1 >= ny or z + 1 >= nz:
+                                    continue
+                            elif t == 1:
+                                if x + 1 >= nx or z + 1 >= nz:
+                                    continue
+                            elif x + 1 >= nx or y + 1 >= ny:
+                                continue
+                            s = 3 * v + t
+                            if positive[s]:
+                                continue
+                            a, b, da, db = _square_steps(t, sx, nz)
+                            low = 3 * (v + b) + da  # the whole boundary is outside both foregrounds
+                            free_p = pivot_p[low] == -1
+                            free_l = pivot_l[low] == -1
+                            if free_p:
+                                pivot_p[low] = s
+                            if free_l:
+                                pivot_l[low] = s
+                            if free_p and free_l:
+                                continue
+                            zero_p = zero_l = False
+                            if not free_p:
+                                k = _lowest_first_boundary(pred, v, a, b, da, db, boundary)
+                                zero_p, start_p, len_p, n_p, pool_p, size_p = _reduce_column(
+                                    pred, boundary, k, pivot_p, start_p, len_p, n_p, pool_p, size_p,
+                                    words, summary, scratch, sx, nz)
+                            if not free_l:
+                                k = _lowest_first_boundary(label, v, a, b, da, db, boundary)
+                                zero_l, start_l, len_l, n_l, pool_l, size_l = _reduce_column(
+                                    label, boundary, k, pivot_l, start_l, len_l, n_l, pool_l, size_l,
+                                    words, summary, scratch, sx, nz)
+                            if zero_p and zero_l:
+                                matched += 1
                         continue
                     for t in range(3):
                         if t == 0:
@@ -653,4 +690,12 @@ def _matched_dim1_kernel(pred, label, comp_fg, positive, nx, ny, nz):
 
 def _matched_dim1(pred: np.ndarray, label: np.ndarray, positive: np.ndarray) -> int:
     comp_fg = pred | label
-    return int(_matched_dim1_kernel(pred.ravel(), label.ravel(), comp_fg.ravel(), positive, *pred.shape))
+    # quiet voxels: the 2x2x2 block above them is background in both masks (outside the grid counts as
+    # background: squares reaching there do not exist)
+    block = np.zeros(tuple(n + 1 for n in comp_fg.shape), np.uint8)
+    block[:-1, :-1, :-1] = comp_fg
+    busy = block[:-1, :-1, :-1] | block[1:, :-1, :-1] | block[:-1, 1:, :-1] | block[:-1, :-1, 1:]
+    busy |= block[1:, 1:, :-1] | block[1:, :-1, 1:] | block[:-1, 1:, 1:]
+    quiet = (busy == 0).view(np.uint8)
+    return int(_matched_dim1_kernel(pred.ravel(), label.ravel(), comp_fg.ravel(), quiet.ravel(), positive,
+                                    *pred.shape))
