@@ -414,13 +414,14 @@ def _comparison_pass(bg_comp, cube_comp, into_pred, into_label, need_match):
                         if ra == rb:
                             continue
                         positive[3 * v + t] = 1
-                        ya = best[ra]
-                        yb = best[rb]
-                        killed = ya if _key_less(values, ya, yb) else yb
-                        if need_match and values[killed] != value and into_pred[killed] and into_label[killed]:
-                            matched += 1
+                        if need_match:
+                            ya = best[ra]
+                            yb = best[rb]
+                            killed = ya if _key_less(values, ya, yb) else yb
+                            if values[killed] != value and into_pred[killed] and into_label[killed]:
+                                matched += 1
+                            best[ra] = yb if killed == ya else ya
                         parent[rb] = ra
-                        best[ra] = yb if killed == ya else ya
     return positive, matched
 
 
