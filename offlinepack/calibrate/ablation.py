@@ -84,7 +84,7 @@ class AblationResult:
 def _model_hash(model: str) -> tuple[Path, str]:
     from offlinepack.demo import DEMO_CHECKPOINT
     from offlinepack.ledger import model_files
-    from offlinepack.runner.config import DEMO_MODEL
+    from offlinepack.run.config import DEMO_MODEL
 
     path = DEMO_CHECKPOINT if model == DEMO_MODEL else Path(model)
     if not path.exists():
@@ -114,7 +114,7 @@ def predict_members(
     dtype: str = "uint8", kaggle_root: Path = Path("/kaggle"), progress: Callable[[str], None] | None = None,
 ) -> list[tuple[Member, ProbabilitySet]]:
     """Each model's maps on the labelled images: reused when saved from the same files, else computed."""
-    from offlinepack.runner import RunConfig, run_pipeline
+    from offlinepack.run import RunConfig, run_pipeline
     from offlinepack.volumes import find_inputs
 
     say = progress or (lambda message: None)

@@ -36,7 +36,7 @@ def ablate(
     from offlinepack.calibrate.ablation import ablate as run_ablation, predict_members
     from offlinepack.ledger import record_result
     from offlinepack.ledger import LEDGER_NAME, new_run_id, utc_now
-    from offlinepack.runner import RunConfig, load_run_toml
+    from offlinepack.run import RunConfig, load_run_toml
 
     started = utc_now()
     base = load_run_toml(config) if config else RunConfig()

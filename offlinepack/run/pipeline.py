@@ -27,8 +27,8 @@ from offlinepack.ledger import LEDGER_NAME, append_record, environment_fact, mod
 from offlinepack.ledger.facts import find_wheelhouse_manifest, model_pack_facts, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.probabilities import ProbabilitySet, ProbabilityWriter, open_engine, probability_key_parts
-from offlinepack.runner.config import RunConfig, check_settings
-from offlinepack.runner.masks import (
+from offlinepack.run.config import RunConfig, check_settings
+from offlinepack.run.masks import (
     VolumeResult,
     empty_mask_result,
     mask_path,
@@ -37,7 +37,7 @@ from offlinepack.runner.masks import (
     save_sidecar,
     volume_result,
 )
-from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
+from offlinepack.run.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
 from offlinepack.submission import ZipResult, write_mask_tiff, write_submission_zip
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from offlinepack import __version__
 from offlinepack.errors import OfflinepackError
 from offlinepack.ledger import LEDGER_NAME
-from offlinepack.runner.config import DEMO_MODEL, RunConfig
+from offlinepack.run.config import DEMO_MODEL, RunConfig
 
 MASKS_SUFFIX = "-masks"
 # Less free disk than this where the run writes is refused up front (the run would only fail later, volume by
