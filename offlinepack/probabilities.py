@@ -24,6 +24,7 @@ import numpy as np
 from offlinepack.atomic import write_text_atomically
 from offlinepack.errors import OfflinepackError
 from offlinepack.hashing import sha256_file
+from offlinepack.inference.volume_engine import EngineFactory, VolumeEngine
 
 META_NAME = "probabilities.json"
 META_FORMAT = "offlinepack-probabilities"
@@ -184,14 +185,14 @@ class ProbabilityWriter:
 class SavingEngine:
     """An inference engine whose maps are saved as they come; yields the maps as saved (see module doc)."""
 
-    def __init__(self, engine: Any, writer: ProbabilityWriter) -> None:
+    def __init__(self, engine: VolumeEngine, writer: ProbabilityWriter) -> None:
         self.engine, self.writer = engine, writer
 
     def predict_many(self, items: Iterable[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
         for ident, probability in self.engine.predict_many(items):
             yield ident, self.writer.save(ident, probability)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**self.engine.describe(), "saved_probabilities": {"folder": str(self.writer.folder),
                                                                   "dtype": self.writer.dtype}}
 
@@ -206,7 +207,7 @@ class SavedEngine:
         for ident, _volume in items:
             yield ident, self.saved.load(ident)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"from_probabilities": str(self.saved.folder), "dtype": self.saved.meta.get("dtype"),
                 "models": self.saved.models, "settings": self.saved.meta.get("settings"),
                 "devices": ["none"], "device_names": ["none (saved probabilities)"]}
@@ -228,9 +229,9 @@ def probability_key_parts(
 
 
 def open_engine(
-    factory: Any, model_paths: Sequence[Path], config: Any, model_records: Sequence[Mapping[str, Any]],
+    factory: EngineFactory, model_paths: Sequence[Path], config: Any, model_records: Sequence[Mapping[str, Any]],
     input_root: Path | None, save: ProbabilityWriter | None, saved: ProbabilitySet | None,
-) -> Any:
+) -> VolumeEngine:
     """The run's engine: saved maps, or `factory(model_paths, config)` (wrapped to save maps when asked)."""
     if saved is not None:
         return SavedEngine(saved)

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from offlinepack.inference.settings import InferenceError, InferenceSettings
+from offlinepack.inference.volume_engine import EngineFactory, VolumeEngine
 from offlinepack.models.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from offlinepack.inference.engine import Engine, build_engine
 
-__all__ = ["Engine", "InferenceError", "InferenceSettings", "ModelLoadError", "build_engine"]
+__all__ = ["Engine", "EngineFactory", "InferenceError", "InferenceSettings", "ModelLoadError", "VolumeEngine",
+           "build_engine"]
 
 
 def __getattr__(name: str) -> Any:

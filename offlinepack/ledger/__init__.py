@@ -7,6 +7,7 @@ from offlinepack.ledger.facts import (
     model_pack_facts,
     wheelhouse_fact,
 )
+from offlinepack.ledger.record import RunRecord
 from offlinepack.ledger.store import (
     LEDGER_NAME,
     Ledger,
@@ -27,6 +28,7 @@ __all__ = [
     "LEDGER_NAME",
     "Ledger",
     "RunEntry",
+    "RunRecord",
     "add_note",
     "append_record",
     "calibration_for",
