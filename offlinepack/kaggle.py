@@ -1,6 +1,6 @@
 """The Kaggle layout: its root, whether this is a kernel, and where outputs go by default.
 
-The run ledger lives beside the output (`ledger.LEDGER_NAME` in `output_dir()` by default).
+The run ledger lives beside the output (`LEDGER_NAME` in `output_dir()` by default).
 
 A kernel is recognised by `<root>/working`: every decision made from it is about where to write (the
 default output, the masks' work folder, the ledger, bootstrap's fallback install folder), and
@@ -21,6 +21,7 @@ ROOT_ENV = "OFFLINEPACK_KAGGLE_ROOT"
 DEFAULT_ROOT = Path("/kaggle")
 SUBMISSION_NAME = "submission.zip"
 MASKS_SUFFIX = "-masks"  # the work folder of `out.zip` is `out-masks/`, beside it
+LEDGER_NAME = "offlinepack-runs.jsonl"  # the run ledger's file name (offlinepack.ledger reads and appends it)
 
 
 def kaggle_root(flag: Path | None = None, environ: Mapping[str, str] = os.environ) -> Path:
@@ -47,3 +48,8 @@ def work_dir(output: Path) -> Path:
     """The masks of a run writing `output` are kept here between runs (resume)."""
     output = Path(output)
     return output.parent / f"{output.stem}{MASKS_SUFFIX}"
+
+
+def ledger_in(folder: Path) -> Path:
+    """The run ledger kept in `folder`: beside a run's output, or the calibration's."""
+    return Path(folder) / LEDGER_NAME

@@ -13,7 +13,6 @@ exactly at the threshold).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from offlinepack.atomic import write_text_atomically
+from offlinepack.atomic import replacing, write_text_atomically
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import json_or_none, read_json
 from offlinepack.hashing import sha256_file
 from offlinepack.inference.volume_engine import EngineFactory, VolumeEngine
 
@@ -67,13 +67,10 @@ def load_map(path: Path) -> np.ndarray:
 
 
 def _save_npy(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as handle:
+        with replacing(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise OfflinepackError(f"cannot write probability map {path}: {error.strerror or error}") from error
 
 
@@ -125,11 +122,7 @@ def open_probabilities(folder: Path) -> ProbabilitySet:
     meta: dict[str, Any] = {}
     meta_path = folder / META_NAME
     if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise OfflinepackError(f"{meta_path}: not readable JSON ({error})",
-                                   hint="delete it to use the maps without their record, or save them again") from error
+        meta = read_json(meta_path, hint="delete it to use the maps without their record, or save them again")
         if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
             raise OfflinepackError(f"{meta_path}: not an offlinepack probabilities record")
     return ProbabilitySet(folder, paths, meta)
@@ -154,10 +147,7 @@ class ProbabilityWriter:
         meta_path = self.folder / META_NAME
         volumes: dict[str, Any] = {}
         if meta_path.is_file():
-            try:
-                earlier = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                earlier = {}
+            earlier = json_or_none(meta_path) or {}
             recorded = sorted(m.get("sha256") for m in earlier.get("models", []))
             same_models = recorded == sorted(m["sha256"] for m in models)
             if not same_models or earlier.get("dtype") != self.dtype or earlier.get("settings") != dict(settings):

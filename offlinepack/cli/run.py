@@ -8,7 +8,6 @@ submission.zip is kept; masks already written stay in the work folder for a resu
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import warnings
 from collections.abc import Iterator

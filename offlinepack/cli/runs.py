@@ -20,9 +20,8 @@ LedgerOption = Annotated[Optional[Path], typer.Option("--ledger", help="Ledger f
 
 def default_ledger() -> Path:
     from offlinepack import kaggle
-    from offlinepack.ledger import LEDGER_NAME
 
-    return kaggle.output_dir(kaggle.kaggle_root()) / LEDGER_NAME
+    return kaggle.ledger_in(kaggle.output_dir(kaggle.kaggle_root()))
 
 
 def _short(value: object, width: int) -> str:

@@ -8,8 +8,8 @@ from offlinepack.ledger.facts import (
     wheelhouse_fact,
 )
 from offlinepack.ledger.record import RunRecord
+from offlinepack.kaggle import LEDGER_NAME
 from offlinepack.ledger.store import (
-    LEDGER_NAME,
     Ledger,
     RunEntry,
     add_note,

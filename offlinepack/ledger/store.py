@@ -26,7 +26,6 @@ from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
 from offlinepack.ledger.record import RUN_KIND, RunRecord
 
-LEDGER_NAME = "offlinepack-runs.jsonl"
 RECORD_KINDS = (RUN_KIND, "calibration", "ablation")  # records listed by `offlinepack runs`
 
 

@@ -49,19 +49,14 @@ A key not listed here is an error naming it.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from offlinepack._compat import tomllib
 from offlinepack.errors import OfflinepackError
 from offlinepack.inference.settings import InferenceSettings, setting_types
 from offlinepack.post import PostConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 DEMO_MODEL = "demo"
 ON_ERROR_CHOICES = ("fail", "empty")

@@ -21,10 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from offlinepack import exit_codes
+from offlinepack import exit_codes, kaggle
 from offlinepack.errors import OfflinepackError
 from offlinepack.inference.volume_engine import EngineFactory, VolumeEngine
-from offlinepack.ledger import LEDGER_NAME, RunRecord, append_record, environment_fact, model_files, new_run_id, utc_now
+from offlinepack.ledger import RunRecord, append_record, environment_fact, model_files, new_run_id, utc_now
 from offlinepack.ledger.facts import find_wheelhouse_manifest, model_pack_facts, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.probabilities import ProbabilitySet, ProbabilityWriter, open_engine, probability_key_parts
@@ -466,7 +466,7 @@ def _append_everywhere(ledgers: Sequence[Path], record: dict[str, Any]) -> list[
 
 
 def _ledger_paths(plan: RunPlan) -> tuple[Path, ...]:
-    beside = plan.output.parent / LEDGER_NAME
+    beside = kaggle.ledger_in(plan.output.parent)
     extra = plan.config.ledger
     if extra is None or extra.resolve() == beside.resolve():
         return (beside,)
