@@ -114,3 +114,17 @@ def test_run_config_and_inference_settings_load_without_torch() -> None:
     from offlinepack.run.config import INFERENCE_KEYS
 
     assert list(INFERENCE_KEYS) == [f for f in InferenceSettings.__dataclass_fields__ if f != "compile_backend"]
+
+
+def test_no_test_module_imports_another() -> None:
+    """Helpers shared by tests (and benchmarks) live in tests/support/, never in a test module."""
+    repo = PACKAGE.parent
+    bad = []
+    for path in [*(repo / "tests").rglob("*.py"), *(repo / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.relative_to(repo)}: {name}" for name in names
+                    if name.split(".")[0] == "tests" and any(p.startswith("test_") for p in name.split(".")[1:])]
+    assert bad == []
