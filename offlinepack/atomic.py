@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -66,24 +67,22 @@ def output_folder(path: Path | str) -> Path:
 
 
 @contextmanager
-def atomic_path(path: Path | str, hint: str = DEFAULT_HINT) -> Iterator[Path]:
-    """Yield a temporary path beside `path`'s real target; on success it replaces that target.
+def replacing(path: Path | str, hint: str = DEFAULT_HINT) -> Iterator[Path]:
+    """Yield a temporary path beside `path`'s real target; when the block ends without error, it replaces that
+    target (an existing file's mode kept, else the umask's; flushed to disk first).
 
-    On any error the temporary file is removed and the old file is untouched; OSError becomes an
-    OfflinepackError naming `path` ("disk full" where the disk says so).
+    OSError passes through, for callers that say in their own words what failed (a mask, a zip); on any error
+    the temporary file is removed and the old file is untouched. The name is `.<name>.<random>.tmp`, which a
+    run's sweep of stale temp files recognises.
     """
-    path = Path(path)
-    real = resolve_output(path, hint)
+    real = resolve_output(Path(path), hint)
     try:
         mode = stat.S_IMODE(os.stat(real).st_mode)
     except OSError:
         mode = 0o666 & ~_umask()
-    try:
-        real.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-        os.close(fd)
-    except OSError as error:
-        raise cannot_write(path, error, hint) from None
+    real.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
@@ -91,10 +90,20 @@ def atomic_path(path: Path | str, hint: str = DEFAULT_HINT) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, real)
-    except OSError as error:
-        raise cannot_write(path, error, hint) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path | str, hint: str = DEFAULT_HINT) -> Iterator[Path]:
+    """`replacing`, with an OSError turned into an OfflinepackError naming `path` ("disk full" where the disk
+    says so)."""
+    path = Path(path)
+    try:
+        with replacing(path, hint) as tmp:
+            yield tmp
+    except OSError as error:
+        raise cannot_write(path, error, hint) from None
 
 
 def write_bytes_atomically(path: Path | str, data: bytes, hint: str = DEFAULT_HINT) -> Path:
@@ -118,3 +127,38 @@ def cannot_write(path: Path, error: OSError, hint: str = DEFAULT_HINT) -> Offlin
     kept = " (an older file there was kept)" if os.path.lexists(path) else ""
     full = " (free some space first)" if error.errno in DISK_FULL else ""
     return OfflinepackError(f"cannot write {path}: {why(error)}{kept}", hint=hint + full)
+
+
+def move_into_place(source: Path, final: Path, *, read_only: bool = False) -> Path:
+    """Rename a finished file (built or downloaded in a temp folder on the same disk) to `final`, creating its
+    folder; `read_only`: 0444 first, so a hard-linked copy (a wheelhouse) cannot edit a cache entry."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if read_only:
+        os.chmod(source, 0o444)
+    os.replace(source, final)
+    return final
+
+
+def replace_folder(staging: Path, output: Path) -> bool:
+    """Rename the complete folder `staging` to `output` (same parent); an old `output` is removed only after
+    the new one is in place, and put back if the rename fails. Returns whether an old folder was replaced."""
+    if not output.exists():
+        os.rename(staging, output)
+        return False
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
+    os.rename(output, old / output.name)
+    try:
+        os.rename(staging, output)
+    except BaseException:
+        os.rename(old / output.name, output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def umask_modes(root: Path) -> None:
+    """Give `root` and everything under it the modes a plain mkdir/open would (mkdtemp's 0700 and mkstemp's
+    0600 would hide a staged folder's files from other users once it is renamed into place)."""
+    mask = _umask()
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)

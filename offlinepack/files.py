@@ -34,6 +34,15 @@ def read_json(path: Path, what: str = "", hint: str | None = None) -> Any:
                                hint=hint) from None
 
 
+def json_or_none(path: Path) -> Any:
+    """The decoded JSON of `path`, or None when it is missing, unreadable or malformed: for files whose damage
+    only means "not one of ours" (a manifest looked for, a cache record that is then rebuilt)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def probe_writable(folder: Path) -> None:
     """Create and remove a file in `folder`: the only reliable test (permission bits say nothing about
     read-only mounts, quotas or ACLs). Raises the OSError when it cannot."""

@@ -13,7 +13,6 @@ exactly at the threshold).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from offlinepack.atomic import write_text_atomically
+from offlinepack.atomic import replacing, write_text_atomically
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import json_or_none, read_json
 from offlinepack.hashing import sha256_file
+from offlinepack.inference.volume_engine import EngineFactory, VolumeEngine
 
 META_NAME = "probabilities.json"
 META_FORMAT = "offlinepack-probabilities"
@@ -66,13 +67,10 @@ def load_map(path: Path) -> np.ndarray:
 
 
 def _save_npy(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as handle:
+        with replacing(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise OfflinepackError(f"cannot write probability map {path}: {error.strerror or error}") from error
 
 
@@ -124,11 +122,7 @@ def open_probabilities(folder: Path) -> ProbabilitySet:
     meta: dict[str, Any] = {}
     meta_path = folder / META_NAME
     if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise OfflinepackError(f"{meta_path}: not readable JSON ({error})",
-                                   hint="delete it to use the maps without their record, or save them again") from error
+        meta = read_json(meta_path, hint="delete it to use the maps without their record, or save them again")
         if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
             raise OfflinepackError(f"{meta_path}: not an offlinepack probabilities record")
     return ProbabilitySet(folder, paths, meta)
@@ -153,10 +147,7 @@ class ProbabilityWriter:
         meta_path = self.folder / META_NAME
         volumes: dict[str, Any] = {}
         if meta_path.is_file():
-            try:
-                earlier = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                earlier = {}
+            earlier = json_or_none(meta_path) or {}
             recorded = sorted(m.get("sha256") for m in earlier.get("models", []))
             same_models = recorded == sorted(m["sha256"] for m in models)
             if not same_models or earlier.get("dtype") != self.dtype or earlier.get("settings") != dict(settings):
@@ -184,14 +175,14 @@ class ProbabilityWriter:
 class SavingEngine:
     """An inference engine whose maps are saved as they come; yields the maps as saved (see module doc)."""
 
-    def __init__(self, engine: Any, writer: ProbabilityWriter) -> None:
+    def __init__(self, engine: VolumeEngine, writer: ProbabilityWriter) -> None:
         self.engine, self.writer = engine, writer
 
     def predict_many(self, items: Iterable[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
         for ident, probability in self.engine.predict_many(items):
             yield ident, self.writer.save(ident, probability)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**self.engine.describe(), "saved_probabilities": {"folder": str(self.writer.folder),
                                                                   "dtype": self.writer.dtype}}
 
@@ -206,7 +197,7 @@ class SavedEngine:
         for ident, _volume in items:
             yield ident, self.saved.load(ident)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"from_probabilities": str(self.saved.folder), "dtype": self.saved.meta.get("dtype"),
                 "models": self.saved.models, "settings": self.saved.meta.get("settings"),
                 "devices": ["none"], "device_names": ["none (saved probabilities)"]}
@@ -228,9 +219,9 @@ def probability_key_parts(
 
 
 def open_engine(
-    factory: Any, model_paths: Sequence[Path], config: Any, model_records: Sequence[Mapping[str, Any]],
+    factory: EngineFactory, model_paths: Sequence[Path], config: Any, model_records: Sequence[Mapping[str, Any]],
     input_root: Path | None, save: ProbabilityWriter | None, saved: ProbabilitySet | None,
-) -> Any:
+) -> VolumeEngine:
     """The run's engine: saved maps, or `factory(model_paths, config)` (wrapped to save maps when asked)."""
     if saved is not None:
         return SavedEngine(saved)

@@ -47,7 +47,7 @@ def make_volume(shape, seed=0) -> np.ndarray:
 
 
 def write_model(folder: Path, smoke: bool) -> None:
-    from tests.test_models_nnunet import IMPORTS, RESENC, arch_kwargs, m7_architecture, write_nnunet_folder
+    from tests.support.nnunet import IMPORTS, RESENC, arch_kwargs, m7_architecture, write_nnunet_folder
 
     labels = {"background": 0, "surface": 1, "unlabeled": 2}  # 3 output classes like m7
     if smoke:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from offlinepack.kernel_kit.model_pack import pack_models  # noqa: E402
-from tests.test_models_nnunet import m7_architecture, write_nnunet_folder  # noqa: E402
+from tests.support.nnunet import m7_architecture, write_nnunet_folder  # noqa: E402
 
 
 def training_folder(root: Path) -> Path:

@@ -66,7 +66,7 @@ def _m7_model(work: Path) -> str:
 
 
 def _config(args: argparse.Namespace, input_dir: Path, output: Path):
-    from offlinepack.runner import RunConfig
+    from offlinepack.run import RunConfig
 
     inference = {"device": args.device, "precision": args.precision,
                  "mirror_axes": tuple(int(a) for a in args.mirror.split(",") if a.strip())}
@@ -75,8 +75,8 @@ def _config(args: argparse.Namespace, input_dir: Path, output: Path):
 
 def stages(args: argparse.Namespace, work: Path) -> dict:
     from offlinepack.post import PostConfig, postprocess
-    from offlinepack.runner.pipeline import _default_engine
-    from offlinepack.runner.plan import plan_run
+    from offlinepack.run.pipeline import _default_engine
+    from offlinepack.run.plan import plan_run
     from offlinepack.submission import write_mask_tiff, write_submission_zip
     from offlinepack.volumes import read_volume
 
@@ -108,7 +108,7 @@ def stages(args: argparse.Namespace, work: Path) -> dict:
 
 
 def pipeline(args: argparse.Namespace, work: Path, count: int, size: int, name: str) -> dict:
-    from offlinepack.runner import run_pipeline
+    from offlinepack.run import run_pipeline
 
     folder = _write_inputs(work / name, count, size)
     rss: list[int] = []

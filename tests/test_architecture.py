@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "offlinepack"
 # cli modules that are not commands: the app that registers them all, and shared helpers
 CLI_HELPERS = {"offlinepack.cli", "offlinepack.cli.app", "offlinepack.cli.output", "offlinepack.cli.options"}
 PACKAGING = ("offlinepack.kernel_target", "offlinepack.lock", "offlinepack.wheelhouse", "offlinepack.pylock")
-RUN_SIDE = ("offlinepack.runner", "offlinepack.run", "offlinepack.inference", "offlinepack.models", "offlinepack.post",
+RUN_SIDE = ("offlinepack.run", "offlinepack.inference", "offlinepack.models", "offlinepack.post",
             "offlinepack.submission", "offlinepack.volumes", "offlinepack.ledger", "offlinepack.demo",
             "offlinepack.doctor", "offlinepack.score", "offlinepack.calibrate")
 # edges in files other branches are editing now; each goes once they are merged (issue 9)
@@ -98,5 +100,31 @@ def test_no_class_name_is_defined_twice() -> None:
             if isinstance(node, ast.ClassDef):
                 where.setdefault(node.name, []).append(_module_name(path))
     twice = {name for name, modules in where.items() if len(modules) > 1}
-    # runner/plan.py and inference/runner.py: renamed to WindowPlan with the run-side move (issue 9, after the merge)
-    assert twice - {"RunPlan"} == set(), {name: where[name] for name in twice}
+    assert twice == set(), {name: where[name] for name in twice}
+
+
+def test_run_config_and_inference_settings_load_without_torch() -> None:
+    """run.toml is checked against InferenceSettings itself: reading a config must not cost a torch import."""
+    code = ("import sys, offlinepack.run.config, offlinepack.inference.settings, offlinepack.inference; "
+            "from offlinepack.inference import InferenceSettings, ModelLoadError; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    from offlinepack.inference.settings import InferenceSettings
+    from offlinepack.run.config import INFERENCE_KEYS
+
+    assert list(INFERENCE_KEYS) == [f for f in InferenceSettings.__dataclass_fields__ if f != "compile_backend"]
+
+
+def test_no_test_module_imports_another() -> None:
+    """Helpers shared by tests (and benchmarks) live in tests/support/, never in a test module."""
+    repo = PACKAGE.parent
+    bad = []
+    for path in [*(repo / "tests").rglob("*.py"), *(repo / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.relative_to(repo)}: {name}" for name in names
+                    if name.split(".")[0] == "tests" and any(p.startswith("test_") for p in name.split(".")[1:])]
+    assert bad == []

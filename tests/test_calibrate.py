@@ -141,7 +141,7 @@ def test_cli_writes_a_config_that_run_accepts_and_the_ledger_links_them(tmp_path
     assert {"cv", "in_sample", "defaults", "gain", "verdict"} <= set(report)
     text = (tmp_path / "calibrated.toml").read_text()
     assert "[post]" in text and "cross-validated score" in text
-    from offlinepack.runner import load_run_toml
+    from offlinepack.run import load_run_toml
 
     assert load_run_toml(tmp_path / "calibrated.toml").post.to_dict() == report["post"]
     # the labels double as the volumes here: a run from the maps with the calibrated config

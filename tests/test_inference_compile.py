@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
 from offlinepack.inference import InferenceSettings, build_engine
-from offlinepack.inference.runner import RunPlan, sliding_window_logits
+from offlinepack.inference.sliding_window import WindowPlan, sliding_window_logits
 from offlinepack.inference.settings import InferenceError, resolve_compile
 from offlinepack.models.builtin_unet import UNetConfig, build_unet, save_checkpoint
-from offlinepack.runner import RunConfig, run_pipeline
-from offlinepack.runner.pipeline import _default_engine
+from offlinepack.run import RunConfig, run_pipeline
+from offlinepack.run.pipeline import _default_engine
 
 FAILING_BACKEND = "offlinepack_test_failing_backend"
 
@@ -123,8 +123,8 @@ def test_padded_last_batch_gives_the_same_sums_with_one_batch_shape():
             return x * 2 + 1
 
     data = torch.from_numpy(np.random.default_rng(5).random((1, 12, 10, 9), dtype=np.float32))
-    plain = RunPlan(3, "device", "fp32", (0, 1), 0.5)
-    padded = RunPlan(3, "device", "fp32", (0, 1), 0.5, pad_batch=True)
+    plain = WindowPlan(3, "device", "fp32", (0, 1), 0.5)
+    padded = WindowPlan(3, "device", "fp32", (0, 1), 0.5, pad_batch=True)
     a, _ = sliding_window_logits([Net()], data, (8, 8, 8), 1, plain)
     assert seen[-1] != 3  # 8 tiles x 4 flips = 32 items: the last batch holds 2
     seen.clear()

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from offlinepack.inference import InferenceSettings, build_engine
-from tests.test_models_nnunet import RESENC, arch_kwargs, m7_architecture, write_nnunet_folder
+from tests.support.nnunet import RESENC, arch_kwargs, m7_architecture, write_nnunet_folder
 
 
 def nnunet_probabilities(folder: Path, volume: np.ndarray, folds, device: str = "cpu", step: float = 0.5, mirror_axes=(0, 1, 2)) -> np.ndarray:

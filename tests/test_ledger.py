@@ -17,7 +17,10 @@ from offlinepack.ledger import (
     model_files,
     new_run_id,
     read_ledger,
+    recorded_shapes,
+    run_for_zip,
 )
+from offlinepack.ledger.record import RunRecord
 
 
 def test_append_and_read_runs_in_order(tmp_path: Path) -> None:
@@ -101,3 +104,22 @@ def test_environment_fact_without_importing_torch() -> None:
     fact = environment_fact({"devices": ["cpu"], "precision": "fp32"}, tiff_reader="pillow")
     assert fact["devices"] == ["cpu"] and fact["tiff_reader"] == "pillow"
     assert fact["python"].count(".") == 2 and "numpy" in fact["packages"]
+
+
+def test_run_record_reads_older_and_newer_records(tmp_path: Path) -> None:
+    """A record written before model_packs/on_error/empty_masks existed reads with their defaults; a key a newer
+    version wrote is kept and written back; `probabilities` appears only when set."""
+    old = {"type": "run", "run_id": "20250101T000000Z-abcdef", "status": "ok", "exit_code": 0,
+           "volumes": [{"id": "7", "shape": [2, 3, 4]}], "submission": {"sha256": "ab" * 32}, "future_key": [1]}
+    record = RunRecord.from_dict(old)
+    assert (record.model_packs, record.on_error, record.empty_masks, record.probabilities) == ((), "fail", (), None)
+    assert record.extra == {"future_key": [1]}
+    written = record.to_dict()
+    assert written["future_key"] == [1] and written["type"] == "run" and "probabilities" not in written
+    assert RunRecord.from_dict(written) == record
+    assert "probabilities" in RunRecord("x", probabilities={"from": "/p"}).to_dict()
+    ledger = tmp_path / "runs.jsonl"
+    append_record(ledger, old)
+    (entry,) = read_ledger(ledger).runs
+    assert recorded_shapes(entry) == {"7": (2, 3, 4)}
+    assert run_for_zip(read_ledger(ledger), "ab" * 32) == entry

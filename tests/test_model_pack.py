@@ -16,7 +16,7 @@ from offlinepack.hashing import sha256_file
 from offlinepack.kernel_kit.model_pack import KEPT_CHECKPOINT_KEYS, PACK_MANIFEST, pack_models
 from offlinepack.ledger import model_pack_facts
 from offlinepack.models.loader import load_model
-from tests.test_models_nnunet import write_nnunet_folder
+from tests.support.nnunet import write_nnunet_folder
 
 runner = CliRunner()
 

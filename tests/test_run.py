@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from offlinepack.ledger import RunRecord
 from offlinepack.submission import read_tiff_like_scorer
 from tests.support.cli import SMALL
 from tests.support.cli import invoke as _invoke
@@ -43,6 +44,11 @@ def test_demo_run_with_no_arguments_gives_a_valid_zip(tmp_path: Path, env: dict[
     assert record["volumes"][0]["shape"] == [128, 128, 128] and record["volumes"][0]["dtype"] == "uint8"
     assert record["models"] and all(len(m["sha256"]) == 64 for m in record["models"])
     assert record["environment"]["tiff_reader"] and record["environment"]["packages"]["torch"]
+    assert list(record) == ["type", "run_id", "started", "finished", "exit_code", "status", "error", "output",
+                            "work_dir", "demo", "input", "config", "models", "model_packs", "wheelhouse",
+                            "environment", "engine", "doctor", "volumes", "failures", "on_error", "empty_masks",
+                            "submission", "seconds"]
+    assert RunRecord.from_dict(record).to_dict() == record  # the ledger reads back exactly what it wrote
     validated = _invoke(["validate", str(out), "--input", record["input"]["root"]], env)
     assert validated.exit_code == 0 and "valid:" in validated.output
     # without the source volumes, the ledger beside the zip knows which run wrote it, its ids and shapes

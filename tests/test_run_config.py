@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from offlinepack.errors import OfflinepackError
-from offlinepack.runner import RunConfig, apply_overrides, load_run_toml, plan_run
-from offlinepack.runner.plan import check_writable
+from offlinepack.run import RunConfig, apply_overrides, load_run_toml, plan_run
+from offlinepack.run.plan import check_writable
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -139,4 +139,4 @@ def test_every_run_toml_problem_is_named_in_one_go(tmp_path: Path) -> None:
         "unknown key in [inference]: devise (known: step_size, mirror_axes, batch_size, precision, device, compile)",
         "inference.mirror_axes: expected a list of integers, got ['x']",
     }
-    assert "offlinepack/runner/config.py" in info.value.hint
+    assert "offlinepack/run/config.py" in info.value.hint

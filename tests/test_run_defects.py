@@ -112,7 +112,7 @@ def test_ledger_exit_code_matches_the_process_when_the_run_stops(tmp_path: Path,
 
 def test_a_bug_that_stops_the_run_is_recorded_with_exit_code_1(tmp_path: Path, env, model) -> None:
     """A non-OfflinepackError is a bug: Python exits 1 with its traceback, so the ledger must say 1, not 2."""
-    from offlinepack.runner import RunConfig, run_pipeline
+    from offlinepack.run import RunConfig, run_pipeline
 
     data = write_competition(tmp_path / "comp", {"11": TINY})
 

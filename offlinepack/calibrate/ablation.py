@@ -28,7 +28,9 @@ import numpy as np
 from offlinepack.calibrate import stats
 from offlinepack.calibrate.labelled import pair_with_labels
 from offlinepack.calibrate.tasks import leaderboard_score, score_settings
+from offlinepack.atomic import write_text_atomically
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import read_json
 from offlinepack.post import PostConfig
 from offlinepack.probabilities import ProbabilitySet, ProbabilityWriter, open_probabilities
 
@@ -84,7 +86,7 @@ class AblationResult:
 def _model_hash(model: str) -> tuple[Path, str]:
     from offlinepack.demo import DEMO_CHECKPOINT
     from offlinepack.ledger import model_files
-    from offlinepack.runner.config import DEMO_MODEL
+    from offlinepack.run.config import DEMO_MODEL
 
     path = DEMO_CHECKPOINT if model == DEMO_MODEL else Path(model)
     if not path.exists():
@@ -114,7 +116,7 @@ def predict_members(
     dtype: str = "uint8", kaggle_root: Path = Path("/kaggle"), progress: Callable[[str], None] | None = None,
 ) -> list[tuple[Member, ProbabilitySet]]:
     """Each model's maps on the labelled images: reused when saved from the same files, else computed."""
-    from offlinepack.runner import RunConfig, run_pipeline
+    from offlinepack.run import RunConfig, run_pipeline
     from offlinepack.volumes import find_inputs
 
     say = progress or (lambda message: None)
@@ -140,14 +142,14 @@ def predict_members(
                 raise OfflinepackError(f"model {model}: inference failed on {len(report.failures)} volume(s)",
                                        problems=[f"{i}: {why}" for i, why in report.failures])
             seconds = {v.id: float(v.seconds.get("inference", 0.0)) for v in report.volumes}
-            (folder / TIMING_NAME).write_text(json.dumps(seconds, indent=1))
+            write_text_atomically(folder / TIMING_NAME, json.dumps(seconds, indent=1))
             saved = open_probabilities(folder)
         else:
             say(f"{name}: maps reused from {folder} (same model files)")
         timing_path = folder / TIMING_NAME
         per_volume = None
         if timing_path.is_file():
-            timing = json.loads(timing_path.read_text())
+            timing = read_json(timing_path)
             per_volume = float(np.mean([timing[i] for i in ids if i in timing])) if timing else None
         out.append((Member(name, str(model), digest, folder, reused, per_volume), saved))
     return out

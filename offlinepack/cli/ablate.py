@@ -35,8 +35,8 @@ def ablate(
     from offlinepack.calibrate import open_pool
     from offlinepack.calibrate.ablation import ablate as run_ablation, predict_members
     from offlinepack.ledger import record_result
-    from offlinepack.ledger import LEDGER_NAME, new_run_id, utc_now
-    from offlinepack.runner import RunConfig, load_run_toml
+    from offlinepack.ledger import new_run_id, utc_now
+    from offlinepack.run import RunConfig, load_run_toml
 
     started = utc_now()
     base = load_run_toml(config) if config else RunConfig()
@@ -50,7 +50,7 @@ def ablate(
     finally:
         pool.close()
     ident = new_run_id()
-    ledger_path = ledger or Path.cwd() / LEDGER_NAME
+    ledger_path = ledger or kaggle.ledger_in(Path.cwd())
     harmful = [c.name for c in result.contributions if c.verdict == "harmful"]
     summary = (f"full {result.full.mean:.4f}; recommended {'+'.join(result.recommended or ()) or 'none'}"
                + (f"; harmful: {', '.join(harmful)}" if harmful else ""))

@@ -9,22 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
+from offlinepack.cli.output import console, err_console, human_size, print_json, reports_errors, with_other_problems
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import resolve_target
 from offlinepack.pylock import read_lock
 from offlinepack.wheelhouse import BuildOptions, BuildResult, build_wheelhouse
 from offlinepack.wheelhouse import Progress as BuildProgress
 from offlinepack.wheelhouse.dataset import dataset_metadata
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
 
 
 class _Bars:
@@ -57,11 +48,11 @@ def _report(result: BuildResult) -> None:
     optional = {f.package for f in result.files if f.optional}
     for row in result.size.rows:
         name = f"{row.package} (optional)" if row.package in optional else row.package
-        table.add_row(name, row.version, _human(row.size), f"{row.share:.0%}")
+        table.add_row(name, row.version, human_size(row.size), f"{row.share:.0%}")
     table.add_section()
-    table.add_row("total", f"{len(result.size.rows)} packages", _human(result.size.total), "")
+    table.add_row("total", f"{len(result.size.rows)} packages", human_size(result.size.total), "")
     console.print(table)
-    fetched = f"{len(result.downloaded)} file(s) downloaded ({_human(result.downloaded_bytes)})"
+    fetched = f"{len(result.downloaded)} file(s) downloaded ({human_size(result.downloaded_bytes)})"
     built = f", {len(result.built)} built from sdist ({', '.join(result.built)})" if result.built else ""
     console.print(f"largest: {result.size.largest}; {fetched}{built}; {result.seconds:.2f} s", markup=False)
     if result.skipped:

@@ -41,7 +41,8 @@ def calibrate(
     """
     from offlinepack.calibrate import CalibrationProgress, calibrate as run_calibration, pair_with_labels
     from offlinepack.calibrate.search import write_calibrated_toml
-    from offlinepack.ledger import LEDGER_NAME, new_run_id, record_result, utc_now
+    from offlinepack import kaggle
+    from offlinepack.ledger import new_run_id, record_result, utc_now
     from offlinepack.probabilities import open_probabilities
 
     started = utc_now()
@@ -59,7 +60,7 @@ def calibrate(
                                  early_stop=early_stop, progress=progress)
     finally:
         pool.close()
-    ledger_path = ledger or output.parent / LEDGER_NAME
+    ledger_path = ledger or kaggle.ledger_in(output.parent)
     ident = new_run_id()
     write_calibrated_toml(result, output, {"calibration_id": ident})
     from offlinepack.hashing import sha256_file

@@ -8,18 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack.cli.output import console, err_console, human_size, print_json, reports_errors
 
 app = typer.Typer(help="Prepare trained models for a Kaggle kernel.", no_args_is_help=True)
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
 
 
 @app.command("pack")

@@ -8,7 +8,6 @@ submission.zip is kept; masks already written stay in the work folder for a resu
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -99,7 +98,7 @@ def _json_errors(as_json: bool) -> Iterator[None]:
 
 @reports_errors
 def run(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="run.toml (keys: offlinepack.runner.config).", dir_okay=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="run.toml (keys: offlinepack.run.config).", dir_okay=False)] = None,
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model path (repeat for an ensemble); 'demo' = bundled demo U-Net.")] = None,
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Ensemble weights, one per model (comma-separated or repeated).")] = None,
     folds: Annotated[Optional[list[str]], typer.Option("--folds", help="nnU-Net folds, e.g. 0,1,2.")] = None,
@@ -130,7 +129,7 @@ def run(
     sample volume. Exit codes: 0 ok, 1 some volumes failed (old submission.zip kept, or with --on-error empty
     written with empty masks for them), 2 could not start.
     """
-    from offlinepack.runner import RunConfig, apply_overrides, load_run_toml, run_pipeline
+    from offlinepack.run import RunConfig, apply_overrides, load_run_toml, run_pipeline
 
     with _json_errors(as_json):
         base = load_run_toml(config) if config else RunConfig()

@@ -20,9 +20,8 @@ LedgerOption = Annotated[Optional[Path], typer.Option("--ledger", help="Ledger f
 
 def default_ledger() -> Path:
     from offlinepack import kaggle
-    from offlinepack.ledger import LEDGER_NAME
 
-    return kaggle.output_dir(kaggle.kaggle_root()) / LEDGER_NAME
+    return kaggle.ledger_in(kaggle.output_dir(kaggle.kaggle_root()))
 
 
 def _short(value: object, width: int) -> str:
@@ -56,9 +55,9 @@ def runs(
     view = read_ledger(ledger or default_ledger())
     if view.skipped_lines:
         err_console.print(f"warning: {view.path}: skipped unreadable line(s) {', '.join(map(str, view.skipped_lines))}", markup=False)
-    if as_json:
-        from offlinepack.ledger import calibration_for
+    from offlinepack.ledger import calibration_for
 
+    if as_json:
         def with_calibration(run):  # which calibration's [post] the run used, if any
             found = calibration_for(view, run)
             return {**run.to_dict(), **({"calibration": found.run_id} if found else {})}
@@ -74,8 +73,6 @@ def runs(
     table = Table(title=str(view.path), title_justify="left")
     for column in ("run", "finished", "status", "volumes", "failed", "zip sha256", "MB", "public", "private", "note"):
         table.add_column(column)
-    from offlinepack.ledger import calibration_for
-
     for run in view.runs:
         record = run.record
         if record.get("type") in ("calibration", "ablation"):

@@ -22,9 +22,9 @@ def _expected_from_ledger(zip_path: Path) -> tuple[dict[str, tuple[int, ...]] | 
     """Without source volumes, the run that wrote this exact zip (found by sha256 in the ledger beside it)
     still knows every id and (Z,H,W) it had to produce."""
     from offlinepack.hashing import sha256_file
-    from offlinepack.ledger import LEDGER_NAME, read_ledger, recorded_shapes, run_for_zip
+    from offlinepack.ledger import read_ledger, recorded_shapes, run_for_zip
 
-    ledger = zip_path.parent / LEDGER_NAME
+    ledger = kaggle.ledger_in(zip_path.parent)
     if zip_path.is_file() and ledger.is_file():
         run = run_for_zip(read_ledger(ledger), sha256_file(zip_path))
         if run is not None and recorded_shapes(run):

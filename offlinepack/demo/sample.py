@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from offlinepack.atomic import resolve_output
+from offlinepack.atomic import replacing, resolve_output
 from offlinepack.demo.synthetic import make_sheet_volume
 
 DEMO_ID = "1000001"
@@ -20,13 +19,9 @@ def write_lzw_tiff(volume: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
     path = resolve_output(path)  # through a link; never onto a device
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pages = [Image.fromarray(np.ascontiguousarray(page)) for page in volume]
-    try:
+    with replacing(path) as tmp:
         pages[0].save(tmp, format="TIFF", save_all=True, append_images=pages[1:], compression="tiff_lzw")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

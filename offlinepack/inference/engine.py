@@ -28,7 +28,7 @@ import torch
 
 from offlinepack.inference.compiling import CompileStatus, compile_networks, has_triton, use_compile_cache
 from offlinepack.inference.inputs import Prefetcher, as_uint8_volume
-from offlinepack.inference.runner import OutOfMemory, RunPlan, check_finite, forward_batch, is_oom, predict_model
+from offlinepack.inference.sliding_window import OutOfMemory, WindowPlan, check_finite, forward_batch, is_oom, predict_model
 from offlinepack.inference.settings import (
     InferenceError,
     InferenceSettings,
@@ -242,7 +242,7 @@ class Engine:
     def _run_model(self, state: _DeviceState, index: int, volume: torch.Tensor, volume_id: str) -> torch.Tensor:
         model = self.models[index]
         memory = self._memory_plan(state, index, tuple(volume.shape))
-        plan = RunPlan(memory.batch_size, memory.accumulate_on, self.precision, self.mirror_axes[index], self.settings.step_size,
+        plan = WindowPlan(memory.batch_size, memory.accumulate_on, self.precision, self.mirror_axes[index], self.settings.step_size,
                        pad_batch=self.compile.enabled)
         while True:
             try:
@@ -257,7 +257,7 @@ class Engine:
                         hint="free GPU memory (other processes?), use a model with a smaller patch, or --device cpu",
                     ) from None
                 warnings.warn(f"volume {volume_id}: out of GPU memory on {state.device}: keeping sums in host memory (slower)", stacklevel=2)
-                plan = RunPlan(1, "host", plan.precision, plan.mirror_axes, plan.step_size, plan.pad_batch)
+                plan = WindowPlan(1, "host", plan.precision, plan.mirror_axes, plan.step_size, plan.pad_batch)
                 continue
             except Exception as error:  # noqa: BLE001 - a compiled graph that fails (e.g. recompiling) -> eager
                 if not self.compile.enabled or state.networks[index] is state.eager[index]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from offlinepack.errors import OfflinepackError
 
@@ -28,12 +28,14 @@ class InferenceSettings:
     compile (torch.compile the networks; None: on CUDA when this torch supports it, off on CPU;
     False: never; True: also on CPU), compile_backend (torch.compile's backend; tests use a failing one)."""
 
-    step_size: float = 0.5
-    mirror_axes: tuple[int, ...] = (0, 1, 2)
-    batch_size: int | None = None
-    precision: str = "auto"
-    device: str = "auto"
-    compile: bool | None = None
+    # metadata "toml": the types run.toml's [inference] and the run flags accept (a field without it is
+    # not a user setting: compile_backend is for tests)
+    step_size: float = field(default=0.5, metadata={"toml": (float, int)})
+    mirror_axes: tuple[int, ...] = field(default=(0, 1, 2), metadata={"toml": (list, tuple)})
+    batch_size: int | None = field(default=None, metadata={"toml": (int,)})
+    precision: str = field(default="auto", metadata={"toml": (str,)})
+    device: str = field(default="auto", metadata={"toml": (str,)})
+    compile: bool | None = field(default=None, metadata={"toml": (bool,)})
     compile_backend: str = "inductor"
 
     def __post_init__(self) -> None:
@@ -53,6 +55,11 @@ class InferenceSettings:
             problems.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if problems:
             raise InferenceError("invalid inference settings", problems=problems)
+
+
+def setting_types() -> dict[str, tuple[type, ...]]:
+    """The user settings (run.toml [inference] keys, in declaration order) and the types each accepts."""
+    return {f.name: f.metadata["toml"] for f in fields(InferenceSettings) if "toml" in f.metadata}
 
 
 def resolve_devices(device: str, cuda_count: int) -> tuple[str, ...]:
@@ -149,7 +156,7 @@ def plan_memory(
     free_bytes: int, per_sample_bytes: int, accumulator: int, max_batch: int = MAX_AUTO_BATCH
 ) -> MemoryPlan:
     """Largest batch that fits next to the accumulator on the device; when no batch fits that way,
-    sums go to host memory (slower, but the volume still runs). Batch is at least 1: the runner's
+    sums go to host memory (slower, but the volume still runs). Batch is at least 1: the sliding window's
     out-of-memory handling has the last word."""
     usable = int(free_bytes * (1 - MEMORY_MARGIN))
     per_sample = max(per_sample_bytes, 1)

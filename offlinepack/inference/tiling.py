@@ -3,7 +3,7 @@
 `compute_steps_for_sliding_window`, `gaussian_importance_map` and `pad_amounts` reproduce
 nnunetv2.inference.sliding_window_prediction and acvl_utils' `pad_nd_image` (numbers, rounding and
 fp16 zero replacement included); tests check them against nnU-Net's own functions.
-No torch here: the runner turns these into tensors.
+No torch here: sliding_window.py turns these into tensors.
 """
 
 from __future__ import annotations

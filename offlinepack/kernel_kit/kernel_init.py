@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from offlinepack.atomic import replace_folder, umask_modes
 from offlinepack.errors import OfflinepackError, raise_if_problems
 from offlinepack.kernel_kit.kernel_metadata import (
     DEFAULT_COMPETITION,
@@ -92,17 +93,8 @@ def init_kernel(output: Path, *, wheels: str, models: Sequence[str], competition
     try:
         (tmp / NOTEBOOK_NAME).write_text(notebook_json(plan), encoding="utf-8")
         (tmp / KERNEL_METADATA).write_text(json.dumps(metadata.to_dict(), indent=1) + "\n", encoding="utf-8")
-        mask = os.umask(0)
-        os.umask(mask)
-        for path in (tmp, tmp / NOTEBOOK_NAME, tmp / KERNEL_METADATA):
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{os.getpid()}"
-            os.replace(output, old)
-            os.replace(tmp, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output)
+        umask_modes(tmp)
+        replace_folder(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return KernelFolder(output=output, metadata=metadata, notebook=output / NOTEBOOK_NAME, placeholder=placeholder)

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from offlinepack.errors import raise_if_problems
+from offlinepack.kaggle import OWNER, id_problems, slug_problems
 
 KERNEL_METADATA = "kernel-metadata.json"
 NOTEBOOK_NAME = "notebook.ipynb"
 DEFAULT_COMPETITION = "vesuvius-challenge-surface-detection"
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
-_OWNER = re.compile(r"^[A-Za-z0-9_-]+$")
 SOURCE_SLUG = (3, 50)  # an existing dataset's slug, as Kaggle's URLs allow
 KERNEL_SLUG = (5, 50)  # `kaggle kernels push` refuses a slug under five characters
 KERNEL_TITLE = (5, 50)
@@ -57,16 +56,6 @@ def title_of_slug(slug: str) -> str:
     return " ".join(word.capitalize() for word in slug.split("-"))
 
 
-def _slug_problems(slug: str, what: str, bounds: tuple[int, int]) -> list[str]:
-    low, high = bounds
-    if not low <= len(slug) <= high:
-        return [f"{what} slug {slug!r} has {len(slug)} characters; Kaggle needs {low} to {high}"]
-    if not _SLUG.match(slug):
-        return [f"{what} slug {slug!r} may hold only lower-case letters, digits and '-', and must not start or end "
-                "with '-'"]
-    return []
-
-
 def parse_source(text: str, kind: str, problems: list[str]) -> Source | None:
     """`owner/slug[:inside]` (dataset), `owner/model/framework/variation/version[:inside]` (model) or a
     competition slug; problems are appended, each naming the value and the rule."""
@@ -74,13 +63,13 @@ def parse_source(text: str, kind: str, problems: list[str]) -> Source | None:
     inside = inside.strip("/")
     parts = ref.split("/")
     if kind == "competition":
-        found = _slug_problems(ref, "competition", (3, 50))
+        found = slug_problems(ref, "competition", (3, 50))
         problems += found
         return None if found else Source(kind="competition", ref=ref)
     if len(parts) == 5 and kind == "model":
         owner, model, framework, variation, version = parts
-        found = [] if _OWNER.match(owner) else [f"model source {text!r}: owner {owner!r} must be a Kaggle user name"]
-        found += _slug_problems(model, f"model source {text!r}: model", SOURCE_SLUG)
+        found = [] if OWNER.match(owner) else [f"model source {text!r}: owner {owner!r} must be a Kaggle user name"]
+        found += slug_problems(model, f"model source {text!r}: model", SOURCE_SLUG)
         if not version.isdigit():
             found.append(f"model source {text!r}: version {version!r} must be a number "
                          "(owner/model/framework/variation/version)")
@@ -94,9 +83,9 @@ def parse_source(text: str, kind: str, problems: list[str]) -> Source | None:
         problems.append(f"{kind} source {text!r} must be {shape}")
         return None
     owner, slug = parts
-    found = [] if _OWNER.match(owner) else [f"{kind} source {text!r}: owner {owner!r} must be a Kaggle user name "
+    found = [] if OWNER.match(owner) else [f"{kind} source {text!r}: owner {owner!r} must be a Kaggle user name "
                                             "(letters, digits, - and _)"]
-    found += _slug_problems(slug, f"{kind} source {text!r}: dataset", SOURCE_SLUG)
+    found += slug_problems(slug, f"{kind} source {text!r}: dataset", SOURCE_SLUG)
     problems += found
     return None if found else Source(kind="dataset", ref=ref, inside=inside)
 
@@ -131,13 +120,8 @@ def kernel_metadata(*, kernel_id: str, title: str | None, sources: Iterable[Sour
                     is_private: bool = True, code_file: str = NOTEBOOK_NAME) -> KernelMetadata:
     """Validate the id and title (every problem at once) and list each source once, in order."""
     problems: list[str] = []
-    owner, sep, slug = kernel_id.partition("/")
-    if not sep or not owner or "/" in slug:
-        problems.append(f"kernel id {kernel_id!r} must be owner/kernel-slug, e.g. alice/vesuvius-offlinepack")
-    else:
-        if not _OWNER.match(owner):
-            problems.append(f"kernel id owner {owner!r} must be a Kaggle user name (letters, digits, - and _)")
-        problems += _slug_problems(slug, "kernel", KERNEL_SLUG)
+    problems += id_problems(kernel_id, "kernel", "owner/kernel-slug, e.g. alice/vesuvius-offlinepack", KERNEL_SLUG)
+    slug = kernel_id.partition("/")[2]
     title = title if title is not None else title_of_slug(slug)
     if not KERNEL_TITLE[0] <= len(title) <= KERNEL_TITLE[1]:
         problems.append(f"kernel title {title!r} has {len(title)} characters; Kaggle needs {KERNEL_TITLE[0]} to "

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from offlinepack import __version__
+from offlinepack.atomic import replace_folder, umask_modes
 from offlinepack.errors import OfflinepackError, raise_if_problems
+from offlinepack.files import json_or_none
 from offlinepack.hashing import sha256_file
 from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
 
@@ -300,32 +302,16 @@ def pack_models(sources: Sequence[Path], output: Path, *, dataset_id: str | None
                                for m in models]}
         (tmp / PACK_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         (tmp / METADATA_NAME).write_text(json.dumps(metadata.to_dict(), indent=1) + "\n")
-        for path in [tmp, *tmp.rglob("*")]:  # mkdtemp/mkstemp modes (0700/0600) would hide files from others
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{os.getpid()}"
-            os.replace(output, old)
-            os.replace(tmp, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output)
+        umask_modes(tmp)
+        replace_folder(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return PackResult(output=output, dataset=metadata, models=result.models, half=half, warnings=tuple(warnings),
                       seconds=round(time.perf_counter() - started, 3))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def read_pack_manifest(folder: Path) -> dict | None:
     """The pack manifest of `folder`, or None when it is not a model pack."""
     path = Path(folder) / PACK_MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    data = json_or_none(path)
     return data if isinstance(data, dict) and data.get("format") == PACK_FORMAT else None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import read_json
 from offlinepack.kernel_kit.kernel_metadata import Source
 
 SUBMISSION = "/kaggle/working/submission.zip"
@@ -149,10 +150,7 @@ def notebook_json(plan: NotebookPlan) -> str:
 
 def read_notebook(path: Path) -> dict[str, Any]:
     """A notebook file as JSON, checked to be nbformat 4 with cells whose source is text."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise OfflinepackError(f"cannot read notebook {path}: {error}", hint="write it with `offlinepack kernel init`") from None
+    data = read_json(path, "notebook ", hint="write it with `offlinepack kernel init`")
     if not isinstance(data, dict) or data.get("nbformat") != 4 or not isinstance(data.get("cells"), list):
         raise OfflinepackError(f"{path} is not an nbformat 4 notebook", hint="write it with `offlinepack kernel init`")
     return data

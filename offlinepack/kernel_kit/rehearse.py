@@ -22,6 +22,8 @@ from typing import Any
 
 from offlinepack import exit_codes
 from offlinepack.errors import OfflinepackError, raise_if_problems
+from offlinepack.files import read_json
+from offlinepack.kaggle import SUBMISSION_NAME
 from offlinepack.kernel_kit import sandbox
 from offlinepack.kernel_kit.kernel_metadata import KERNEL_METADATA, KernelMetadata, read_kernel_metadata
 from offlinepack.kernel_kit.notebook import read_notebook
@@ -36,8 +38,6 @@ from offlinepack.kernel_kit.rehearse_static import (
     wheels_ref,
 )
 from offlinepack.kernel_target import Target
-
-SUBMISSION_NAME = "submission.zip"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -124,11 +124,7 @@ def _load_kernel(kernel_dir: Path) -> tuple[KernelMetadata, dict[str, Any]]:
     meta_path = kernel_dir / KERNEL_METADATA
     if not meta_path.is_file():
         raise OfflinepackError(f"{kernel_dir} has no {KERNEL_METADATA}", hint="write the folder with `offlinepack kernel init`")
-    try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise OfflinepackError(f"{meta_path}: not JSON ({error})") from None
-    metadata = read_kernel_metadata(data, str(meta_path))
+    metadata = read_kernel_metadata(read_json(meta_path), str(meta_path))
     notebook_path = kernel_dir / metadata.code_file
     if not notebook_path.is_file():
         raise OfflinepackError(f"{meta_path}: code_file {metadata.code_file} does not exist in {kernel_dir}")
@@ -154,13 +150,14 @@ def static_checks(metadata: KernelMetadata, notebook: dict[str, Any], target: Ta
 
 
 def _expected_shapes(competition_data: Path | None, working: Path) -> Any:
-    from offlinepack.ledger import LEDGER_NAME, read_ledger, recorded_shapes, run_for_zip
+    from offlinepack.kaggle import ledger_in
+    from offlinepack.ledger import read_ledger, recorded_shapes, run_for_zip
     from offlinepack.hashing import sha256_file
     from offlinepack.volumes import find_inputs
 
     if competition_data is not None:
         return find_inputs(competition_data)
-    ledger = working / LEDGER_NAME
+    ledger = ledger_in(working)
     if ledger.is_file():
         run = run_for_zip(read_ledger(ledger), sha256_file(working / SUBMISSION_NAME))
         if run is not None:
@@ -255,7 +252,7 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
         tail = tuple(line for line in (done.stderr or done.stdout).splitlines() if line.strip())[-12:]
         raise OfflinepackError("the rehearsal sandbox did not start", problems=tail,
                                hint="rehearse with --static-only, or see the sandbox's output above")
-    report = json.loads(report_path.read_text())
+    report = read_json(report_path)
     if report.get("error"):
         raise OfflinepackError(f"the Jupyter kernel did not start in the sandbox: {report['error']}",
                                hint="install the kit extra (pip install 'offlinepack[kit]': nbclient, ipykernel); "

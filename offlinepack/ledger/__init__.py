@@ -7,8 +7,9 @@ from offlinepack.ledger.facts import (
     model_pack_facts,
     wheelhouse_fact,
 )
+from offlinepack.ledger.record import RunRecord
+from offlinepack.kaggle import LEDGER_NAME
 from offlinepack.ledger.store import (
-    LEDGER_NAME,
     Ledger,
     RunEntry,
     add_note,
@@ -27,6 +28,7 @@ __all__ = [
     "LEDGER_NAME",
     "Ledger",
     "RunEntry",
+    "RunRecord",
     "add_note",
     "append_record",
     "calibration_for",

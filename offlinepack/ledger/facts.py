@@ -6,7 +6,6 @@ never imported here: its version comes from package metadata, CUDA and GPUs from
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -17,6 +16,7 @@ from typing import Any
 
 from offlinepack import kernel
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import json_or_none
 from offlinepack.hashing import sha256_file
 from offlinepack.kaggle import DEFAULT_ROOT
 
@@ -52,10 +52,7 @@ def model_pack_facts(paths: Sequence[Path], max_up: int = 3) -> list[dict[str, A
             manifest = candidate / MODEL_PACK_MANIFEST
             if not manifest.is_file():
                 continue
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+            data = json_or_none(manifest)
             if isinstance(data, dict) and data.get("format") == MODEL_PACK_FORMAT and str(manifest) not in found:
                 found[str(manifest)] = {"manifest": str(manifest), "sha256": sha256_file(manifest),
                                         "dataset_id": data.get("dataset_id"), "half": data.get("half")}

@@ -24,9 +24,9 @@ from typing import Any
 
 from offlinepack.atomic import resolve_output
 from offlinepack.errors import OfflinepackError
+from offlinepack.ledger.record import RUN_KIND, RunRecord
 
-LEDGER_NAME = "offlinepack-runs.jsonl"
-RECORD_KINDS = ("run", "calibration", "ablation")  # records listed by `offlinepack runs`
+RECORD_KINDS = (RUN_KIND, "calibration", "ablation")  # records listed by `offlinepack runs`
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def find_run(ledger: Ledger, ref: str) -> RunEntry:
 def run_for_zip(ledger: Ledger, zip_sha256: str) -> RunEntry | None:
     """The latest run that wrote a zip with this sha256: which run a submission came from."""
     for run in reversed(ledger.runs):
-        submission = run.record.get("submission") or {}
+        submission = RunRecord.from_dict(run.record).submission or {}
         if isinstance(submission, dict) and submission.get("sha256") == zip_sha256:
             return run
     return None
@@ -217,7 +217,8 @@ def recorded_shapes(run: RunEntry) -> dict[str, tuple[int, ...]]:
     """id -> (Z,H,W) of each source volume as the run recorded it (the masks were checked against them)."""
     try:
         return {str(volume["id"]): tuple(int(n) for n in volume["shape"])
-                for volume in run.record.get("volumes") or () if isinstance(volume, dict) and volume.get("shape")}
+                for volume in RunRecord.from_dict(run.record).volumes or ()
+                if isinstance(volume, dict) and volume.get("shape")}
     except (KeyError, TypeError, ValueError):  # a hand-edited or damaged record: no shapes rather than wrong ones
         return {}
 

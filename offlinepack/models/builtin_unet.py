@@ -26,7 +26,6 @@ Activation: "softmax" over `out_channels` (>= 2) or "sigmoid" (usually `out_chan
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from offlinepack.atomic import output_folder
+from offlinepack.atomic import output_folder, replace_folder
 from offlinepack.models.errors import ModelLoadError, check_state_dict, read_json_object
 
 FORMAT = "offlinepack-unet"
@@ -188,13 +187,7 @@ def save_checkpoint(model: nn.Module, config: UNetConfig, path: Path | str) -> P
     try:
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
         (tmp / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_folder(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

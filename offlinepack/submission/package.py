@@ -6,14 +6,13 @@ failure (disk full, a bad mask, an interrupted write) leaves it untouched and re
 
 from __future__ import annotations
 
-import os
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offlinepack.atomic import resolve_output
+from offlinepack.atomic import replacing, resolve_output
 from offlinepack.errors import OfflinepackError
 from offlinepack.hashing import sha256_file
 from offlinepack.submission.validate import ValidationReport, validate_submission
@@ -62,26 +61,23 @@ def write_submission_zip(
     """
     output = Path(output)
     real = zip_destination(output)  # through a link; never onto a device
-    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
+    tmp = real
     try:
-        try:
+        with replacing(real) as tmp:
             writer(mask_files, tmp)
-        except OSError as error:
-            raise SubmissionError(
-                f"could not write {tmp.name} in {output.parent}: {error.strerror or error}",
-                hint="free disk space or pick another output with -o; the previous submission.zip is unchanged",
-            ) from error
-        report = validate_submission(tmp, expected)
-        if not report.valid:
-            raise SubmissionError(
-                f"the new zip failed validation, {output} left unchanged",
-                problems=report.problems,
-                hint="rerun with --overwrite to recompute every mask in the work folder; if it fails again, "
-                     "report it as a bug",
-            )
-        digest = sha256_file(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, real)
-    finally:
-        tmp.unlink(missing_ok=True)
+            report = validate_submission(tmp, expected)
+            if not report.valid:
+                raise SubmissionError(
+                    f"the new zip failed validation, {output} left unchanged",
+                    problems=report.problems,
+                    hint="rerun with --overwrite to recompute every mask in the work folder; if it fails again, "
+                         "report it as a bug",
+                )
+            digest = sha256_file(tmp)
+            size = tmp.stat().st_size
+    except OSError as error:
+        raise SubmissionError(
+            f"could not write {tmp.name} in {output.parent}: {error.strerror or error}",
+            hint="free disk space or pick another output with -o; the previous submission.zip is unchanged",
+        ) from error
     return ZipResult(output, digest, size, len(mask_files), report)

@@ -8,12 +8,11 @@ axis 0, so a mask is a multipage TIFF with one uint8 page per Z slice. Pages are
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
-from offlinepack.atomic import resolve_output
+from offlinepack.atomic import replacing
 from offlinepack.errors import OfflinepackError
 from offlinepack.native_stderr import captured_native_stderr
 
@@ -27,13 +26,8 @@ def write_mask_tiff(mask: np.ndarray, path: Path, compression: str | None = COMP
     if mask.dtype != np.uint8:
         raise OfflinepackError(f"a mask must be uint8, got {mask.dtype} for {path.name}")
     path = Path(path)
-    real = resolve_output(path)
-    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:  # OSError (a full disk) passes through: the run names the volume it failed
         _write_tiff(np.ascontiguousarray(mask), tmp, compression)
-        os.replace(tmp, real)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -21,8 +21,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from offlinepack import __version__
-from offlinepack.atomic import DISK_FULL, output_folder, why
+from offlinepack.atomic import DISK_FULL, output_folder, replace_folder, why
 from offlinepack.errors import OfflinepackError
+from offlinepack.files import json_or_none
 from offlinepack.kernel import find_bootstrap
 from offlinepack.kernel_target import Target
 from offlinepack.pylock import LockFile, dumps_pylock, read_lock
@@ -98,7 +99,7 @@ def _is_wheelhouse_or_empty(folder: Path) -> bool:
     try:
         if not any(folder.iterdir()):
             return True
-        return json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8")).get("format") == FORMAT
+        return (json_or_none(folder / MANIFEST_NAME) or {}).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -219,22 +220,6 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def _swap_into_place(staging: Path, output: Path) -> bool:
-    """Rename `staging` to `output`; an old `output` is removed only after the new one is in place."""
-    if not output.exists():
-        os.rename(staging, output)
-        return False
-    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-    os.rename(output, old / output.name)
-    try:
-        os.rename(staging, output)
-    except BaseException:
-        os.rename(old / output.name, output)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return True
-
-
 def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore) -> BuildResult:
     """Build the wheelhouse described in the module docstring; raises OfflinepackError listing every problem."""
     started = time.perf_counter()
@@ -308,7 +293,7 @@ def build_wheelhouse(options: BuildOptions, progress: ProgressCallback = _ignore
         _write_json(staging / MANIFEST_NAME, manifest(options.target, files, lock.provided))
         writing = ""
         os.chmod(staging, 0o755)
-        replaced = _swap_into_place(staging, output)
+        replaced = replace_folder(staging, output)
         staging = None
     except OSError as error:
         # name the output being written, not the cache file it was copied from (error.filename may be either)

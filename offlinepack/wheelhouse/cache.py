@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from offlinepack.atomic import move_into_place
 from offlinepack.hashing import sha256_file
 from offlinepack.errors import OfflinepackError
 
@@ -82,12 +83,7 @@ class Cache:
         if expected_sha256 is not None and actual != expected_sha256:
             source.unlink(missing_ok=True)
             raise HashMismatch(filename, expected_sha256, actual, origin)
-        folder = self._folder(actual)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / filename
-        os.chmod(source, 0o444)  # a hard-linked wheelhouse must not be able to edit the cache
-        os.replace(source, final)
-        return final, actual
+        return move_into_place(source, self._folder(actual) / filename, read_only=True), actual
 
 
 def place(cached: Path, dest: Path) -> None:

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from offlinepack.errors import raise_if_problems
+from offlinepack.kaggle import id_problems
 
 PLACEHOLDER_OWNER = "INSERT_KAGGLE_USERNAME"
 DEFAULT_LICENSE = "CC0-1.0"
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
-_OWNER = re.compile(r"^[A-Za-z0-9_-]+$")
 _LICENSE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]*$")  # one name: "GPL-2.0 MIT" is two
 SLUG_MIN, SLUG_MAX = 6, 50  # what `kaggle datasets create` checks before uploading (as for the title)
 
@@ -53,17 +52,7 @@ def dataset_metadata(*, dataset_id: str | None, title: str | None, license: str 
     problems: list[str] = []
     if not 6 <= len(title) <= 50:
         problems.append(f"dataset title {title!r} has {len(title)} characters; Kaggle needs 6 to 50")
-    owner, sep, slug = dataset_id.partition("/")
-    if not sep or not owner or "/" in slug:
-        problems.append(f"dataset id {dataset_id!r} must be owner/slug, e.g. alice/vesuvius-wheels")
-    else:
-        if not _OWNER.match(owner):
-            problems.append(f"dataset id owner {owner!r} must be a Kaggle user name (letters, digits, - and _)")
-        if not SLUG_MIN <= len(slug) <= SLUG_MAX:
-            problems.append(f"dataset slug {slug!r} has {len(slug)} characters; Kaggle needs {SLUG_MIN} to {SLUG_MAX}")
-        elif not _SLUG.match(slug):
-            problems.append(f"dataset slug {slug!r} may hold only lower-case letters, digits and '-', "
-                            "and must not start or end with '-'")
+    problems += id_problems(dataset_id, "dataset", "owner/slug, e.g. alice/vesuvius-wheels", (SLUG_MIN, SLUG_MAX))
     if not license.strip():
         problems.append("dataset license is empty; Kaggle needs exactly one, e.g. CC0-1.0")
     elif not _LICENSE.match(license):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from offlinepack.atomic import move_into_place
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import Target
 from offlinepack.pylock import best_tags
@@ -99,10 +100,7 @@ def build_wheel_from_sdist(sdist: Path, sdist_sha256: str, package: str, target:
         out_dir.mkdir()
         wheel = run_build(build_command(sdist, out_dir, python=python), f"{package} ({sdist.name})", out_dir)
         check_wheel_fits(wheel.name, package, target)  # before caching: a misfit is never kept
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / wheel.name
-        os.chmod(wheel, 0o444)
-        os.replace(wheel, final)
+        final = move_into_place(wheel, folder / wheel.name, read_only=True)
         return BuiltWheel(path=final, sha256=sha256_file(final), size=final.stat().st_size, from_cache=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)

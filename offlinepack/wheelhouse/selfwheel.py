@@ -8,7 +8,6 @@ repacked from the installed files (RECORD), because there is no index to downloa
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import zipfile
@@ -17,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 import offlinepack
+from offlinepack.atomic import move_into_place
 from offlinepack.hashing import record_hash
 from offlinepack.kernel import PACKAGE_DIR, source_root
 from offlinepack.wheelhouse.cache import sha256_file
@@ -87,10 +87,6 @@ def offlinepack_wheel(cache_root: Path, package_dir: Path = PACKAGE_DIR) -> Self
             wheel = run_build(build_command(root, work), "offlinepack itself", work)
         else:
             wheel = repack_installed(work)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / wheel.name
-        os.chmod(wheel, 0o444)
-        os.replace(wheel, final)
-        return wheel_info(final)
+        return wheel_info(move_into_place(wheel, folder / wheel.name, read_only=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)

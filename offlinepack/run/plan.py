@@ -11,12 +11,11 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from offlinepack import __version__
+from offlinepack import __version__, kaggle
 from offlinepack.errors import OfflinepackError
-from offlinepack.ledger import LEDGER_NAME
-from offlinepack.runner.config import DEMO_MODEL, RunConfig
+from offlinepack.files import probe_writable
+from offlinepack.run.config import DEMO_MODEL, RunConfig
 
-MASKS_SUFFIX = "-masks"
 # Less free disk than this where the run writes is refused up front (the run would only fail later, volume by
 # volume, or lose its ledger record); so is a file size limit (`ulimit -f`) a ledger is already near.
 MIN_FREE_BYTES = 1 << 20
@@ -31,10 +30,6 @@ class RunPlan:
     in_kernel: bool
     demo: bool  # the bundled model and/or the synthetic sample are used
     models: tuple[Path, ...]
-
-
-def in_kernel(kaggle_root: Path = Path("/kaggle")) -> bool:
-    return (Path(kaggle_root) / "working").is_dir()
 
 
 def demo_input_dir(temp_root: Path | None = None) -> Path:
@@ -53,9 +48,8 @@ def plan_run(
     `need_models=False` (saved probabilities stand in for inference): no model and no demo default."""
     from offlinepack.demo import DEMO_CHECKPOINT, write_demo_input
 
-    kernel = in_kernel(kaggle_root)
-    cwd = Path(cwd or Path.cwd())
-    output = config.output or ((Path(kaggle_root) / "working" if kernel else cwd) / "submission.zip")
+    kernel = kaggle.in_kernel(kaggle_root)
+    output = config.output or kaggle.default_output(kaggle_root, cwd)
     demo = False
     problems: list[str] = []  # every problem with the arguments at once, not one per attempt
     if config.input is not None and not Path(config.input).is_dir():
@@ -81,7 +75,7 @@ def plan_run(
             hint="check the paths; in a kernel, attached datasets and models are under /kaggle/input/",
         )
     output = Path(output)
-    return RunPlan(config, output, output.parent / f"{output.stem}{MASKS_SUFFIX}", kernel, demo, models)
+    return RunPlan(config, output, kaggle.work_dir(output), kernel, demo, models)
 
 
 def check_writable(plan: RunPlan) -> list[Path]:
@@ -96,9 +90,7 @@ def check_writable(plan: RunPlan) -> list[Path]:
     try:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
         for folder in {destination.parent, plan.work_dir}:
-            handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
-            os.close(handle)
-            os.unlink(name)
+            probe_writable(folder)
         full = space_problem(destination.parent)
     except OSError as error:
         remove_empty(created)
@@ -118,7 +110,7 @@ def check_writable(plan: RunPlan) -> list[Path]:
             raise OfflinepackError(f"--ledger {ledger}: {problem}",
                                    hint="pass --ledger with a file in a writable folder, or leave it out "
                                         "(the run is always recorded beside the output too)")
-    beside = plan.output.parent / LEDGER_NAME
+    beside = kaggle.ledger_in(plan.output.parent)
     if beside.exists() and (problem := _ledger_problem(beside)):
         remove_empty(created)
         raise OfflinepackError(f"run ledger {beside}: {problem}",
@@ -140,9 +132,7 @@ def _ledger_problem(ledger: Path) -> str | None:
     if folder is None or not folder.is_dir():
         return f"cannot be created: {folder} is not a folder"
     try:
-        handle, name = tempfile.mkstemp(prefix=".offlinepack-write-test-", dir=folder)
-        os.close(handle)
-        os.unlink(name)
+        probe_writable(folder)
     except OSError as error:
         return f"cannot be created in {folder}: {error.strerror or error}"
     return None

@@ -21,14 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from offlinepack import exit_codes
+from offlinepack import exit_codes, kaggle
 from offlinepack.errors import OfflinepackError
-from offlinepack.ledger import LEDGER_NAME, append_record, environment_fact, model_files, new_run_id, utc_now
+from offlinepack.inference.volume_engine import EngineFactory, VolumeEngine
+from offlinepack.ledger import RunRecord, append_record, environment_fact, model_files, new_run_id, utc_now
 from offlinepack.ledger.facts import find_wheelhouse_manifest, model_pack_facts, wheelhouse_fact
 from offlinepack.post import postprocess
 from offlinepack.probabilities import ProbabilitySet, ProbabilityWriter, open_engine, probability_key_parts
-from offlinepack.runner.config import RunConfig, check_settings
-from offlinepack.runner.masks import (
+from offlinepack.run.config import RunConfig, check_settings
+from offlinepack.run.masks import (
     VolumeResult,
     empty_mask_result,
     mask_path,
@@ -37,7 +38,7 @@ from offlinepack.runner.masks import (
     save_sidecar,
     volume_result,
 )
-from offlinepack.runner.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
+from offlinepack.run.plan import RunPlan, check_writable, plan_run, remove_empty, sweep_stale_temp
 from offlinepack.submission import ZipResult, write_mask_tiff, write_submission_zip
 
 
@@ -160,7 +161,7 @@ def readiness(plan: RunPlan, kaggle_root: Path, force: bool) -> dict[str, Any]:
     return summary
 
 
-def _default_engine(models: Sequence[Path], config: RunConfig, compile_cache: Path | None = None) -> Any:
+def _default_engine(models: Sequence[Path], config: RunConfig, compile_cache: Path | None = None) -> VolumeEngine:
     from offlinepack.inference import InferenceSettings, build_engine
 
     return build_engine(list(models), weights=config.weights, folds=config.folds,
@@ -171,8 +172,7 @@ MODEL_HINT = ("check the model path and the files beside it (config.json, the To
               "plans.json/dataset.json): a cut-off copy of the model dataset is the usual cause")
 
 
-def _load_engine(engine_factory: Callable[[Sequence[Path], RunConfig], Any], models: Sequence[Path],
-                 config: RunConfig) -> Any:
+def _load_engine(engine_factory: EngineFactory, models: Sequence[Path], config: RunConfig) -> VolumeEngine:
     """Build the engine; a model error that does not say what to do next gets the generic next step."""
     try:
         return engine_factory(models, config)
@@ -261,7 +261,7 @@ class _Run:
         return result
 
 
-def _process(run: _Run, refs: Sequence[Any], engine: Any) -> None:
+def _process(run: _Run, refs: Sequence[Any], engine: VolumeEngine) -> None:
     workers = run.plan.config.workers
     with ThreadPoolExecutor(1, thread_name_prefix="offlinepack-read") as read_pool, ThreadPoolExecutor(
         workers, thread_name_prefix="offlinepack-post"
@@ -316,7 +316,7 @@ def run_pipeline(
     kaggle_root: Path = Path("/kaggle"),
     cwd: Path | None = None,
     temp_root: Path | None = None,
-    engine_factory: Callable[[Sequence[Path], RunConfig], Any] | None = None,
+    engine_factory: EngineFactory | None = None,
     check_ready: bool = True,
     save_probabilities: ProbabilityWriter | None = None,
     from_probabilities: ProbabilitySet | None = None,
@@ -404,25 +404,22 @@ def run_pipeline(
         empty = tuple(v.id for v in volumes if v.empty_on_error)
         report = RunReport(run_id, plan.output, plan.work_dir, volumes, tuple(sorted(run.failures.items())),
                            zip_result, _ledger_paths(plan), plan.demo, doctor, seconds, empty)
-        record = {
-            "type": "run", "run_id": run_id, "started": started, "finished": utc_now(),
-            "exit_code": stopped_code if stopped else report.exit_code,
-            "status": "error" if stopped else ("ok" if report.exit_code == 0 else "failed"), "error": stopped,
-            "output": str(plan.output), "work_dir": str(plan.work_dir), "demo": plan.demo,
-            "input": {"root": str(inputs.root), "source": inputs.source, "volumes": len(inputs.volumes),
-                      "missing_ids": list(inputs.missing_ids)},
-            "config": config.to_dict(), "models": models, "model_packs": model_pack_facts(plan.models),
-            "wheelhouse": wheelhouse_fact(find_wheelhouse_manifest(kaggle_root=kaggle_root)),
-            "environment": environment_fact(engine_info, ",".join(sorted(run.readers)) or None),
-            "engine": engine_info, "doctor": doctor,
-            "volumes": [v.to_dict() for v in volumes],
-            "failures": [{"id": i, "error": e} for i, e in report.failures],
-            "on_error": config.on_error, "empty_masks": list(empty),
-            "submission": _zip_dict(zip_result), "seconds": seconds,
-        }
-        if probabilities:
-            record["probabilities"] = probabilities
-        unrecorded = _append_everywhere(report.ledgers, record)
+        shared = report.to_dict()  # what the report and the record both say, said once
+        record = RunRecord(
+            run_id=run_id, started=started, finished=utc_now(),
+            exit_code=stopped_code if stopped else report.exit_code,
+            status="error" if stopped else ("ok" if report.exit_code == 0 else "failed"), error=stopped,
+            output=shared["output"], work_dir=shared["work_dir"], demo=plan.demo,
+            input={"root": str(inputs.root), "source": inputs.source, "volumes": len(inputs.volumes),
+                   "missing_ids": list(inputs.missing_ids)},
+            config=config.to_dict(), models=tuple(models), model_packs=tuple(model_pack_facts(plan.models)),
+            wheelhouse=wheelhouse_fact(find_wheelhouse_manifest(kaggle_root=kaggle_root)),
+            environment=environment_fact(engine_info, ",".join(sorted(run.readers)) or None),
+            engine=engine_info, doctor=doctor, volumes=tuple(shared["volumes"]), failures=tuple(shared["failures"]),
+            on_error=config.on_error, empty_masks=empty, submission=shared["submission"], seconds=seconds,
+            probabilities=probabilities or None,
+        )
+        unrecorded = _append_everywhere(report.ledgers, record.to_dict())
         if unrecorded and stopped:  # the error that stopped the run is the one to raise; say this one too
             warnings.warn(f"run {run_id} could not be recorded: " + "; ".join(unrecorded), stacklevel=2)
     if unrecorded:
@@ -469,7 +466,7 @@ def _append_everywhere(ledgers: Sequence[Path], record: dict[str, Any]) -> list[
 
 
 def _ledger_paths(plan: RunPlan) -> tuple[Path, ...]:
-    beside = plan.output.parent / LEDGER_NAME
+    beside = kaggle.ledger_in(plan.output.parent)
     extra = plan.config.ledger
     if extra is None or extra.resolve() == beside.resolve():
         return (beside,)

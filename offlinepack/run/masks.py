@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from offlinepack.atomic import replacing
 from offlinepack.hashing import sha256_file
 from offlinepack.submission import tiff_shape, write_mask_tiff
 
@@ -124,11 +124,9 @@ def mask_path(work_dir: Path, ident: str) -> Path:
 def save_sidecar(work_dir: Path, result: VolumeResult, key: str) -> None:
     """Written after the mask's rename, so a sidecar always means a complete mask; it records the mask's sha256
     so a mask damaged later (flipped bytes, a partial copy) is noticed before it is reused."""
-    target = work_dir / f"{result.id}.json"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     digest = sha256_file(mask_path(work_dir, result.id))
-    tmp.write_text(json.dumps({"key": key, "mask_sha256": digest, **result.to_dict()}, indent=1))
-    os.replace(tmp, target)
+    with replacing(work_dir / f"{result.id}.json") as tmp:
+        tmp.write_text(json.dumps({"key": key, "mask_sha256": digest, **result.to_dict()}, indent=1))
 
 
 def reusable(work_dir: Path, ident: str, source: Path, key: str) -> VolumeResult | None:

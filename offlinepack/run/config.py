@@ -49,29 +49,18 @@ A key not listed here is an error naming it.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from offlinepack._compat import tomllib
 from offlinepack.errors import OfflinepackError
+from offlinepack.inference.settings import InferenceSettings, setting_types
 from offlinepack.post import PostConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 DEMO_MODEL = "demo"
 ON_ERROR_CHOICES = ("fail", "empty")
-INFERENCE_KEYS: dict[str, tuple[type, ...]] = {
-    "step_size": (float, int),
-    "mirror_axes": (list, tuple),
-    "batch_size": (int,),
-    "precision": (str,),
-    "device": (str,),
-    "compile": (bool,),
-}
+INFERENCE_KEYS = setting_types()  # declared once, on InferenceSettings
 
 
 @dataclass(frozen=True)
@@ -166,11 +155,11 @@ def load_run_toml(path: Path) -> RunConfig:
     except tomllib.TOMLDecodeError as error:
         raise OfflinepackError(f"{path}: not valid TOML ({error})",
                                hint="fix the line named above (a cut-off file: restore it from your copy); "
-                                    "every key is listed in offlinepack/runner/config.py") from error
+                                    "every key is listed in offlinepack/run/config.py") from error
     problems = _toml_problems(data)
     if problems:
         raise OfflinepackError(f"{path}: invalid run config", problems=problems,
-                               hint="every key is listed in offlinepack/runner/config.py (flags: `offlinepack run --help`)")
+                               hint="every key is listed in offlinepack/run/config.py (flags: `offlinepack run --help`)")
     base = path.resolve().parent
     models = data.get("models", [])
     return RunConfig(
@@ -262,8 +251,6 @@ def _toml_problems(data: dict[str, Any]) -> list[str]:
 def inference_value_problems(inference: dict[str, Any]) -> list[str]:
     """Out-of-range or unknown values among well-typed inference settings (step 0, device "tpu", axis 5),
     found without touching a device, so a run refuses them before it writes anything."""
-    from offlinepack.inference.settings import InferenceSettings
-
     try:
         InferenceSettings(**inference)
     except OfflinepackError as error:
@@ -275,7 +262,7 @@ def inference_value_problems(inference: dict[str, Any]) -> list[str]:
 
 SETTINGS_HINT = ("valid values: --device auto|cpu|cuda|cuda:N, --precision auto|fp16|bf16|fp32, --step-size in (0, 1], "
                  "--batch-size >= 1, --mirror-axes among 0,1,2 or none, --on-error fail|empty "
-                 "(run.toml keys: offlinepack/runner/config.py)")
+                 "(run.toml keys: offlinepack/run/config.py)")
 
 
 def check_settings(config: RunConfig) -> None:

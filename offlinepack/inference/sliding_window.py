@@ -27,7 +27,7 @@ _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
-class RunPlan:
+class WindowPlan:
     """Per-call choices: batch size, where sums live, precision, TTA flips (network axes), and whether
     a last, partial batch is padded to full size (compiled networks: one graph, no recompilation)."""
 
@@ -40,7 +40,7 @@ class RunPlan:
 
 
 class OutOfMemory(Exception):
-    """Raised by the runner when batch 1 still does not fit; the caller decides what to try next."""
+    """Raised by the sliding window when batch 1 still does not fit; the caller decides what to try next."""
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -73,7 +73,7 @@ def sliding_window_logits(
     data: torch.Tensor,
     patch: tuple[int, ...],
     num_outputs: int,
-    plan: RunPlan,
+    plan: WindowPlan,
 ) -> tuple[torch.Tensor, int]:
     """Weighted-average logits (K, z, y, x) over tiles and flips for `data` (C, z, y, x), already at
     least one patch big. Returns (logits, batch size that worked). Halves the batch on OOM; raises
@@ -137,7 +137,7 @@ def predict_model(
     model: LoadedModel,
     networks: Sequence[torch.nn.Module],
     volume: torch.Tensor,
-    plan: RunPlan,
+    plan: WindowPlan,
 ) -> tuple[torch.Tensor, int]:
     """Surface probability (Z, H, W) fp32 for a (Z, H, W) volume already on the networks' device.
     Returns (probability, batch size that worked)."""

@@ -1,9 +1,9 @@
 """`offlinepack run` as a library: `run_pipeline(load_run_toml(path))` or `run_pipeline(RunConfig(...))`."""
 
-from offlinepack.runner.config import DEMO_MODEL, RunConfig, apply_overrides, load_run_toml
-from offlinepack.runner.masks import VolumeResult
-from offlinepack.runner.pipeline import RunProgress, RunReport, run_pipeline
-from offlinepack.runner.plan import RunPlan, in_kernel, plan_run
+from offlinepack.run.config import DEMO_MODEL, RunConfig, apply_overrides, load_run_toml
+from offlinepack.run.masks import VolumeResult
+from offlinepack.run.pipeline import RunProgress, RunReport, run_pipeline
+from offlinepack.run.plan import RunPlan, plan_run
 
 __all__ = [
     "DEMO_MODEL",
@@ -13,7 +13,6 @@ __all__ = [
     "RunReport",
     "VolumeResult",
     "apply_overrides",
-    "in_kernel",
     "load_run_toml",
     "plan_run",
     "run_pipeline",
