@@ -4,7 +4,6 @@ giving byte-identical masks to the run that saved them (bundled demo U-Net on CP
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,14 +16,6 @@ from offlinepack.demo.sample import write_lzw_tiff
 from offlinepack.demo.synthetic import make_sheet_volume
 from offlinepack.errors import OfflinepackError
 from offlinepack.probabilities import decode, encode, load_map, open_probabilities
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    return {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
 
 
 def _invoke(args: list[str], env: dict[str, str]):

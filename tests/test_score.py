@@ -347,3 +347,28 @@ def test_scoring_never_imports_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("kind", ["images", "float", "negative"])
+def test_cli_refuses_a_labels_folder_that_holds_no_label_volumes(tmp_path, kind):
+    """train_images/ passed as --labels (or any volume outside 0/1/2) would score quietly against nonsense."""
+    import tifffile
+
+    competition, masks, volumes = _write_dataset(tmp_path)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    rng = np.random.default_rng(5)
+    for volume_id, (_pred, label) in volumes.items():
+        volume = {"images": rng.integers(0, 256, label.shape, dtype=np.uint8),
+                  "float": label.astype(np.float32) * 0.5,
+                  "negative": label.astype(np.int16) - 1}[kind]
+        tifffile.imwrite(wrong / f"{volume_id}.tif", volume)
+    result = runner.invoke(app, ["score", str(masks), "--labels", str(wrong), "--workers", "1"])
+    assert result.exit_code == exit_codes.FAILED, result.output
+    assert "not a label volume" in result.stderr and "hint: pass the competition's train_labels/" in result.stderr
+    # the calibration reads labels through the same reader
+    from offlinepack.errors import OfflinepackError
+    from offlinepack.score.files import read_label
+
+    with pytest.raises(OfflinepackError, match="not a label volume"):
+        read_label(wrong / "1001.tif")

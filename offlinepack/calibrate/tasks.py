@@ -53,7 +53,7 @@ def _load(item: VolumeItem) -> dict[str, Any]:
 
     from offlinepack.post import probability_histogram
     from offlinepack.probabilities import load_map
-    from offlinepack.volumes import read_volume
+    from offlinepack.score.files import read_label
 
     total = sum(w for _, w in item.maps)
     probability = None
@@ -64,7 +64,7 @@ def _load(item: VolumeItem) -> dict[str, Any]:
                                    f"({probability.shape} vs {member.shape} in {path})")
         part = member * np.float32(weight / total)
         probability = part if probability is None else probability + part
-    label = read_volume(Path(item.label)).array
+    label = read_label(Path(item.label))
     if probability.shape != label.shape:
         raise OfflinepackError(f"volume {item.id}: probability map shape {probability.shape} differs from its "
                                f"label's {label.shape} ({item.label})")

@@ -79,7 +79,7 @@ def init_kernel(output: Path, *, wheels: str, models: Sequence[str], competition
                                    enable_gpu=enable_gpu, is_private=is_private)
     except OfflinepackError as error:  # listed with the sources' problems: one run shows them all
         problems += error.problems
-    raise_if_problems(problems, "cannot write the kernel folder",
+    raise_if_problems(problems, f"kernel init: {len(problems)} problem(s) with the arguments; nothing was written",
                       hint="sources are owner/slug (datasets) or owner/model/framework/variation/version "
                            "(Kaggle Models), optionally :path/inside; --id owner/kernel-slug (5-50 characters: "
                            "a-z, 0-9, -) with a --title Kaggle turns into the same slug")

@@ -127,10 +127,20 @@ def read_prediction(where: str) -> np.ndarray:
                                hint="masks must be multipage TIFFs Pillow decodes (uncompressed, LZW or deflate)") from None
 
 
+LABEL_VALUES = "0 background, 1 surface, 2 unlabeled"
+
+
 def read_label(path: Path) -> np.ndarray:
+    """A label volume; anything but values 0/1/2 (an image folder passed as --labels, say) is refused, since
+    the metric would quietly treat every non-zero voxel as surface and every 2 as ignored."""
     from offlinepack.volumes import read_volume
 
-    return read_volume(path).array
+    label = read_volume(path).array
+    if label.size and (label.dtype.kind not in "ui" or int(label.max()) > 2 or int(label.min()) < 0):
+        raise OfflinepackError(f"{path}: not a label volume (values {label.min()}..{label.max()}, "
+                               f"dtype {label.dtype}; labels hold {LABEL_VALUES})",
+                               hint="pass the competition's train_labels/ (not train_images/) or the folder holding it")
+    return label
 
 
 def find_score_inputs(predictions: Path, labels: Path, ids: list[str] | None = None) -> ScoreInputs:
