@@ -201,3 +201,17 @@ def test_the_first_failing_cell_is_named_with_the_hint_the_command_printed(tmp_p
     warned = Rehearsal(kernel_dir=tmp_path, checks=(), cells=ok_cells, validation={"valid": True}, isolation="",
                        python=None, work=tmp_path, warnings=("fallback root",))
     assert warned.failure is None and warned.exit_code == 1
+
+
+def test_a_damaged_pack_manifest_fails_its_model_check_without_a_traceback(tmp_path: Path) -> None:
+    from offlinepack.kernel_kit.rehearse_static import check_model_folder
+    from offlinepack.ledger.facts import MODEL_PACK_MANIFEST
+
+    model = tmp_path / "pack" / "demo"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    for damaged in ('{"format": "offlinepack-models", "models": [', '[1, 2]', '{"format": "other"}'):
+        (tmp_path / "pack" / MODEL_PACK_MANIFEST).write_text(damaged)
+        checks = check_model_folder(model, "you/pack")
+        assert any(c.status == "fail" and "damaged or not a model pack manifest" in c.detail for c in checks), checks

@@ -33,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from offlinepack.doctor.model import Check  # the same ok/warn/fail line with its fix as doctor's
 from offlinepack.hashing import sha256_file
-from offlinepack.ledger.facts import MODEL_PACK_MANIFEST
+from offlinepack.ledger.facts import find_model_pack
 from offlinepack.kernel_kit.kernel_metadata import KernelMetadata, Source
 from offlinepack.kernel_kit.notebook import KAGGLE_PATH, SOURCE_CALL, code_cells
 from offlinepack.kernel_target import Target
@@ -297,10 +297,12 @@ def check_model_folder(path: Path, ref: str) -> list[Check]:
     if not path.exists():
         return [Check(name=name, status="fail", detail=f"{path} does not exist", fix="point at a packed model")]
     checks = []
-    pack = next((p / MODEL_PACK_MANIFEST for p in [path if path.is_dir() else path.parent, *path.parents][:3]
-                 if (p / MODEL_PACK_MANIFEST).is_file()), None)
-    if pack is not None:
-        manifest = json.loads(pack.read_text())
+    found = find_model_pack(path)
+    if found is not None and found[1] is None:
+        checks.append(Check(name=name, status="fail", detail=f"{found[0]} is damaged or not a model pack manifest",
+                            fix="pack again (`offlinepack model pack --force`)"))
+    elif found is not None:
+        pack, manifest = found
         bad = [f["path"] for m in manifest.get("models", []) for f in m.get("files", [])
                if not (pack.parent / f["path"]).is_file() or sha256_file(pack.parent / f["path"]) != f["sha256"]]
         if bad:
@@ -329,5 +331,5 @@ def check_model_folder(path: Path, ref: str) -> list[Check]:
         checks.append(Check(name=name, status="fail", detail="; ".join(problems),
                             fix="pass the folder `offlinepack model pack` wrote (its `kernel init --model` value)"))
     elif not checks:
-        checks.append(Check(name=name, status="ok", detail=f"{kind}" + (" (pack hashes match)" if pack else "")))
+        checks.append(Check(name=name, status="ok", detail=f"{kind}" + (" (pack hashes match)" if found else "")))
     return checks

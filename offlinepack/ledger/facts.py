@@ -42,21 +42,29 @@ MODEL_PACK_MANIFEST = "offlinepack-models.json"  # written by `offlinepack model
 MODEL_PACK_FORMAT = "offlinepack-models"
 
 
+def find_model_pack(model: Path, max_up: int = 3) -> tuple[Path, dict[str, Any] | None] | None:
+    """The pack manifest a model lies in (the model's folder or up to `max_up` folders above it) and its
+    content (None when damaged or not a pack manifest), or None when the model is not in a pack."""
+    folder = Path(model) if Path(model).is_dir() else Path(model).parent
+    for candidate in [folder, *folder.parents][: max_up + 1]:
+        manifest = candidate / MODEL_PACK_MANIFEST
+        if manifest.is_file():
+            data = json_or_none(manifest)
+            ok = isinstance(data, dict) and data.get("format") == MODEL_PACK_FORMAT
+            return manifest, data if ok else None
+    return None
+
+
 def model_pack_facts(paths: Sequence[Path], max_up: int = 3) -> list[dict[str, Any]]:
-    """The model packs the run's models came from (the pack folder is the model or up to `max_up` folders
-    above it): manifest path, sha256 and dataset id, once per pack. Models not packed add nothing."""
+    """The model packs the run's models came from: manifest path, sha256 and dataset id, once per pack.
+    Models not packed add nothing."""
     found: dict[str, dict[str, Any]] = {}
     for model in paths:
-        folder = Path(model) if Path(model).is_dir() else Path(model).parent
-        for candidate in [folder, *folder.parents][: max_up + 1]:
-            manifest = candidate / MODEL_PACK_MANIFEST
-            if not manifest.is_file():
-                continue
-            data = json_or_none(manifest)
-            if isinstance(data, dict) and data.get("format") == MODEL_PACK_FORMAT and str(manifest) not in found:
-                found[str(manifest)] = {"manifest": str(manifest), "sha256": sha256_file(manifest),
-                                        "dataset_id": data.get("dataset_id"), "half": data.get("half")}
-            break
+        pack = find_model_pack(model, max_up)
+        if pack is not None and pack[1] is not None and str(pack[0]) not in found:
+            manifest, data = pack
+            found[str(manifest)] = {"manifest": str(manifest), "sha256": sha256_file(manifest),
+                                    "dataset_id": data.get("dataset_id"), "half": data.get("half")}
     return list(found.values())
 
 
