@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -114,13 +114,6 @@ def write_bytes_atomically(path: Path | str, data: bytes, hint: str = DEFAULT_HI
 
 def write_text_atomically(path: Path | str, text: str, hint: str = DEFAULT_HINT) -> Path:
     return write_bytes_atomically(path, text.encode("utf-8"), hint)
-
-
-def write_with_atomically(path: Path | str, writer: Callable[[Path], object], hint: str = DEFAULT_HINT) -> Path:
-    """`writer(tmp)` writes the content (a zip, a TIFF); then it replaces `path` as above."""
-    with atomic_path(path, hint) as tmp:
-        writer(tmp)
-    return Path(path)
 
 
 def cannot_write(path: Path, error: OSError, hint: str = DEFAULT_HINT) -> OfflinepackError:

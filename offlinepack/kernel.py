@@ -158,11 +158,6 @@ def find_wheelhouse_manifest(wheel_dirs: Sequence[Path] = (), *, kaggle_root: Pa
     return next((d.manifest_path for d in datasets if d.has_manifest), None)
 
 
-def kernel_tags() -> list[str]:
-    """This interpreter's wheel tags, most preferred first, computed the way bootstrap does in the kernel."""
-    return list(load_bootstrap().sys_tags())
-
-
 def install_journal_name() -> str:
     """The file bootstrap leaves in a site folder while an install is under way (its presence: interrupted)."""
     return load_bootstrap().JOURNAL

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -91,11 +91,14 @@ def _model_hash(model: str) -> tuple[Path, str]:
     path = DEMO_CHECKPOINT if model == DEMO_MODEL else Path(model)
     if not path.exists():
         raise OfflinepackError(f"model path {path} does not exist")
+    return path, _combined(f["sha256"] for f in model_files([path]))
+
+
+def _combined(hashes: Iterable[str]) -> str:
+    """One digest for a model's files, whatever their order: what saved maps record and are matched by."""
     import hashlib
 
-    files = model_files([path])
-    digest = hashlib.sha256("".join(sorted(f["sha256"] for f in files)).encode()).hexdigest()
-    return path, digest
+    return hashlib.sha256("".join(sorted(hashes)).encode()).hexdigest()
 
 
 def _reusable(folder: Path, digest: str, ids: Sequence[str], dtype: str) -> ProbabilitySet | None:
@@ -103,10 +106,7 @@ def _reusable(folder: Path, digest: str, ids: Sequence[str], dtype: str) -> Prob
         saved = open_probabilities(folder)
     except OfflinepackError:
         return None
-    import hashlib
-
-    recorded = hashlib.sha256("".join(sorted(saved.model_hashes())).encode()).hexdigest()
-    if recorded != digest or saved.meta.get("dtype") != dtype or set(ids) - set(saved.ids):
+    if _combined(saved.model_hashes()) != digest or saved.meta.get("dtype") != dtype or set(ids) - set(saved.ids):
         return None
     return saved
 

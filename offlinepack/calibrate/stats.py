@@ -10,7 +10,6 @@ fixed seed) of the mean; a gain's interval is the paired bootstrap of per-volume
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -76,6 +75,3 @@ def cross_validate(matrix: np.ndarray, rows: np.ndarray, assignment: np.ndarray)
         held_out[test] = matrix[pick, test]
     return held_out, picks
 
-
-def summary(values: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    return bootstrap(values, seed).to_dict()

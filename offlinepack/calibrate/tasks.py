@@ -13,7 +13,6 @@ lost worker's tasks are run again elsewhere by Dask itself.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -101,14 +100,12 @@ def score_settings(item: VolumeItem, settings: Sequence[Any],
     return out
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
 class LocalPool:
     """Processes on this machine (`workers` = 1: inline, no process start)."""
 
     def __init__(self, workers: int | None = None) -> None:
+        from offlinepack.score.metric import default_workers  # the CPUs this process may use
+
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
 

@@ -10,14 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from offlinepack.cli.options import split_values
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
 from offlinepack.errors import OfflinepackError
-
-
-def _split_ids(ids: list[str] | None) -> list[str] | None:
-    if not ids:
-        return None
-    return [i.strip() for value in ids for i in value.split(",") if i.strip()]
 
 
 def _need_scorer() -> None:
@@ -48,7 +43,7 @@ def score(
     from offlinepack.score.batch import score_pairs
     from offlinepack.score.files import find_score_inputs
 
-    inputs = find_score_inputs(predictions, labels, _split_ids(ids))
+    inputs = find_score_inputs(predictions, labels, split_values(ids, str, "--ids"))
     workers = workers or default_workers()
     results = {}
     # imported here: every command module is imported at start-up, and rich.progress is slow to import

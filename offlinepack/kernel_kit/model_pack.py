@@ -30,7 +30,6 @@ from typing import Any
 from offlinepack import __version__
 from offlinepack.atomic import replace_folder, umask_modes
 from offlinepack.errors import OfflinepackError, raise_if_problems
-from offlinepack.files import json_or_none
 from offlinepack.hashing import sha256_file
 from offlinepack.wheelhouse.dataset import DatasetMetadata, dataset_metadata
 
@@ -292,8 +291,6 @@ def pack_models(sources: Sequence[Path], output: Path, *, dataset_id: str | None
             rel = str(model_path.relative_to(tmp)) if model_path != tmp else "."
             models.append(PackedModel(name=name, kind=kind, path=rel, source=str(source), folds=used_folds,
                                       files=files, source_folder_size=_folder_size(source), check=check))
-        result = PackResult(output=output, dataset=metadata, models=tuple(models), half=half,
-                            warnings=tuple(warnings), seconds=0.0)
         manifest = {"format": PACK_FORMAT, "version": 1, "offlinepack_version": __version__,
                     "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "dataset_id": metadata.id, "half": half,
@@ -306,12 +303,6 @@ def pack_models(sources: Sequence[Path], output: Path, *, dataset_id: str | None
         replace_folder(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return PackResult(output=output, dataset=metadata, models=result.models, half=half, warnings=tuple(warnings),
+    return PackResult(output=output, dataset=metadata, models=tuple(models), half=half, warnings=tuple(warnings),
                       seconds=round(time.perf_counter() - started, 3))
 
-
-def read_pack_manifest(folder: Path) -> dict | None:
-    """The pack manifest of `folder`, or None when it is not a model pack."""
-    path = Path(folder) / PACK_MANIFEST
-    data = json_or_none(path)
-    return data if isinstance(data, dict) and data.get("format") == PACK_FORMAT else None

@@ -13,7 +13,6 @@ complete record after it (ledgers torn before that rule existed hold `{"run_id":
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from offlinepack.atomic import resolve_output
+from offlinepack.atomic import DISK_FULL, resolve_output, why
 from offlinepack.errors import OfflinepackError
 from offlinepack.ledger.record import RUN_KIND, RunRecord
 
@@ -108,19 +107,14 @@ def append_record(path: Path, record: dict[str, Any]) -> Path:
             os.fsync(handle.fileno())
     except OSError as error:
         raise OfflinepackError(
-            f"cannot append to the run ledger {path}: {_why(error)}",
-            hint=_LEDGER_HINT + (" (the ledger was not changed; free some disk space)" if error.errno in _FULL
+            f"cannot append to the run ledger {path}: {why(error)}",
+            hint=_LEDGER_HINT + (" (the ledger was not changed; free some disk space)" if error.errno in DISK_FULL
                                  else " (the ledger was not changed)"),
         ) from error
     return path
 
 
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _LEDGER_HINT = "pass --ledger with a regular file in a folder you can write to"
-
-
-def _why(error: OSError) -> str:
-    return "disk full" if error.errno in _FULL else error.strerror or str(error)
 
 
 def _record_in(raw: bytes) -> tuple[Any, bool]:
@@ -157,7 +151,7 @@ def read_ledger(path: Path) -> Ledger:
         data = path.read_bytes()
     except OSError as error:
         raise OfflinepackError(
-            f"cannot read the run ledger {path}: {_why(error)}",
+            f"cannot read the run ledger {path}: {why(error)}",
             hint="pass --ledger with a readable offlinepack-runs.jsonl file",
         ) from error
     # bytes, line by line: one damaged line (torn write, binary junk) is skipped, not fatal, and a
