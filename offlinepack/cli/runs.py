@@ -1,21 +1,30 @@
-"""`offlinepack runs`: list the run ledger; `offlinepack runs note RUN --public-lb X`: attach a score.
+"""`offlinepack runs`: list the run ledger; `runs note RUN --public-lb X`: attach a score; `runs show RUN`.
 
-The ledger read is --ledger, else offlinepack-runs.jsonl in /kaggle/working (in a kernel) or the cwd.
+The ledger read is --ledger, else offlinepack-runs.jsonl in /kaggle/working (in a kernel) or the cwd. The
+listing fits the console's width (80 columns in a Kaggle cell or a pipe without COLUMNS): each run is shown by
+the shortest prefix of its id that tells it apart (as git shortens hashes), which `note` and `show` accept.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
 
 app = typer.Typer(help="List runs from the ledger and attach leaderboard scores.", invoke_without_command=True)
 
 LedgerOption = Annotated[Optional[Path], typer.Option("--ledger", help="Ledger file [offlinepack-runs.jsonl beside the default output].", dir_okay=False)]
+RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="Run id, or the start of one that no other run shares (as `offlinepack runs` shows it).")]
+
+KIND_LABELS = {"calibration": "calibrate", "ablation": "ablate"}
+NOTE_MIN = 10  # narrower than this, a note says nothing: drop a column instead
+# dropped in this order when a line would not fit the width (the id and the note are never dropped)
+DROP_ORDER = ("zip", "vols", "public", "finished", "status")
 
 
 def default_ledger() -> Path:
@@ -24,19 +33,105 @@ def default_ledger() -> Path:
     return kaggle.ledger_in(kaggle.output_dir(kaggle.kaggle_root()))
 
 
-def _short(value: object, width: int) -> str:
-    text = "" if value is None else str(value)
-    return text[:width]
+def _text(value: object) -> str:
+    """A record's value as a cell; "?" for a hand-edited value of the wrong type."""
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "?"
 
 
-def _count(value: object) -> str:
-    """A record's volumes/failures list as a count; "?" for a hand-edited or damaged value."""
-    return str(len(value)) if isinstance(value, list) else "?"
+def _count(value: object) -> int | None:
+    return len(value) if isinstance(value, (list, tuple)) else None
 
 
-def _megabytes(submission: object) -> str:
-    size = submission.get("size") if isinstance(submission, dict) else None
-    return f"{size / 1e6:.2f}" if isinstance(size, (int, float)) and not isinstance(size, bool) else ""
+def _score(value: object) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
+
+def _when(value: object, wide: bool) -> str:
+    """"2026-12-02T14:20:30.28Z" -> "12-02 14:20" (wide: "2026-12-02 14:20:30")."""
+    text = _text(value)
+    if len(text) < 16 or text[4] != "-" or text[10] != "T":
+        return text
+    return text[:19].replace("T", " ") if wide else f"{text[5:10]} {text[11:16]}"
+
+
+def _config(config: object) -> str:
+    """The models and threshold a run used: `demo t=0.5`."""
+    if not isinstance(config, dict):
+        return ""
+    models = config.get("models")
+    names = "+".join(Path(m).name or m for m in models if isinstance(m, str)) if isinstance(models, list) else ""
+    post = config.get("post")
+    threshold = post.get("threshold") if isinstance(post, dict) else None
+    return f"{names} t={_score(threshold)}" if threshold is not None else names
+
+
+def _row(view: Any, run: Any, short: str, shown: dict[str, str], wide: bool) -> dict[str, str]:
+    from offlinepack.ledger import calibration_for
+    from offlinepack.units import format_size
+
+    fields = run.fields
+    row = {"id": run.run_id if wide else short, "finished": _when(fields.finished or fields.started, wide),
+           "public": _score(run.public_lb), "private": _score(run.private_lb)}
+    volumes = _count(fields.volumes)
+    if run.kind != "run":
+        summary = run.record.get("summary")
+        return {**row, "status": KIND_LABELS.get(run.kind, run.kind), "vols": "" if volumes is None else str(volumes),
+                "note": _text(run.note_text or summary), "config": _text(run.record.get("config"))}
+    failed = _count(fields.failures)
+    vols = "?" if volumes is None or failed is None else f"{volumes}/{volumes + failed}"
+    submission = fields.submission if isinstance(fields.submission, dict) else {}
+    sha = submission.get("sha256") if isinstance(submission.get("sha256"), str) else ""
+    size = submission.get("size")
+    texts = [_text(run.note_text)] if run.note_text else []
+    calibrated = calibration_for(view, run)
+    if calibrated is not None:  # which calibrated config made this submission
+        texts.append(f"post from calibration {shown.get(calibrated.run_id, calibrated.run_id)}")
+    if fields.status == "error" and fields.error and not texts:
+        texts.append(_text(fields.error))
+    return {**row, "status": _text(fields.status), "exit": _text(fields.exit_code), "vols": vols,
+            "failed": "" if failed is None else str(failed), "zip": sha[:12 if wide else 7],
+            "size": format_size(size) if isinstance(size, int) and not isinstance(size, bool) else "",
+            "config": _config(fields.config), "note": "; ".join(texts)}
+
+
+NARROW = ("id", "finished", "status", "vols", "public", "zip", "note")
+WIDE = ("id", "finished", "status", "exit", "vols", "failed", "zip", "size", "public", "private", "config", "note")
+HEADERS = {"zip": "zip sha", "size": "zip size"}
+
+
+def fit_columns(rows: Sequence[dict[str, str]], columns: Sequence[str], width: int | None) -> list[str]:
+    """Plain left-aligned columns two spaces apart. With a width, columns in DROP_ORDER go until the note
+    keeps NOTE_MIN characters, and the note is cut with "…" to fit; without one (--wide) nothing is cut."""
+    columns = list(columns)
+
+    def natural(column: str) -> int:
+        return max([len(HEADERS.get(column, column))] + [len(row.get(column, "")) for row in rows])
+
+    def others(cols: list[str]) -> int:
+        return sum(natural(c) + 2 for c in cols if c != "note")
+
+    if width is not None:
+        for column in DROP_ORDER:
+            if others(columns) + min(natural("note"), NOTE_MIN) <= width:
+                break
+            columns.remove(column)
+    widths = {c: natural(c) for c in columns}
+    if width is not None:
+        widths["note"] = max(0, min(widths["note"], width - others(columns)))
+
+    def cell(column: str, text: str) -> str:
+        room = widths[column]
+        return text if len(text) <= room else (text[:room - 1] + "…" if room else "")
+
+    lines = []
+    for row in [{c: HEADERS.get(c, c) for c in columns}, *rows]:
+        line = "  ".join(cell(c, row.get(c, "")).ljust(widths[c]) for c in columns)
+        lines.append(line.rstrip())
+    return lines
 
 
 @app.callback()
@@ -44,19 +139,18 @@ def _megabytes(submission: object) -> str:
 def runs(
     ctx: typer.Context,
     ledger: LedgerOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the runs (notes merged) as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs (notes merged, full ids) as JSON.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (full id and time, exit code, failed volumes, zip size, private score, config), lines as long as they need.")] = False,
 ) -> None:
-    """List runs: id, time, status, volumes, zip hash, leaderboard scores."""
+    """List runs: short id, time, status, volumes, leaderboard score, zip hash, note."""
     ctx.obj = {"ledger": ledger}
     if ctx.invoked_subcommand is not None:
         return
-    from offlinepack.ledger import read_ledger
+    from offlinepack.ledger import calibration_for, read_ledger, short_ids
 
     view = read_ledger(ledger or default_ledger())
     if view.skipped_lines:
         err_console.print(f"warning: {view.path}: skipped unreadable line(s) {', '.join(map(str, view.skipped_lines))}", markup=False)
-    from offlinepack.ledger import calibration_for
-
     if as_json:
         def with_calibration(run):  # which calibration's [post] the run used, if any
             found = calibration_for(view, run)
@@ -70,35 +164,29 @@ def runs(
             err_console.print("hint: a run records itself beside its submission.zip: pass --ledger "
                               "DIR/offlinepack-runs.jsonl for a run written with -o DIR/submission.zip", markup=False)
         return
-    table = Table(title=str(view.path), title_justify="left")
-    for column in ("run", "finished", "status", "volumes", "failed", "zip sha256", "MB", "public", "private", "note"):
-        table.add_column(column)
-    for run in view.runs:
-        record = run.record
-        if record.get("type") in ("calibration", "ablation"):
-            table.add_row(run.run_id, _short(record.get("finished"), 19), str(record.get("type")),
-                          _count(record.get("volumes", [])), "", "", "", "", "", _short(record.get("summary"), 60))
-            continue
-        calibrated = calibration_for(view, run)
-        submission = record.get("submission") or {}
-        texts = [str(n["text"]) for n in run.notes if n.get("text")]
-        if calibrated is not None:  # which calibrated config made this submission
-            texts.append(f"{texts[-1] + '; ' if texts else ''}post from calibration {calibrated.run_id}")
-        table.add_row(
-            run.run_id, _short(record.get("finished"), 19), str(record.get("status", "")),
-            _count(record.get("volumes", [])), _count(record.get("failures", [])),
-            _short(submission.get("sha256") if isinstance(submission, dict) else None, 12), _megabytes(submission),
-            _short(run.public_lb, 8), _short(run.private_lb, 8), _short(texts[-1] if texts else "", 80),
-        )
-    # logs (not a terminal) get the full table instead of 80 squeezed columns
-    console.print(table, width=None if console.is_terminal else max(console.width, 160))
+    shown = short_ids(view)
+    rows = [_row(view, run, shown[run.run_id], shown, wide) for run in view.runs]
+    console.print(f"ledger: {view.path}", markup=False, emoji=False)
+    for line in fit_columns(rows, WIDE if wide else NARROW, None if wide else listing_width()):
+        console.print(line, markup=False, emoji=False)
+
+
+def listing_width() -> int:
+    """$COLUMNS read now (the console read it once, when it was made), else the console's width: the terminal's,
+    or 80 in a pipe or a Kaggle cell (`!offlinepack runs`), which is what those show."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else console.width
+
+
+def _ledger_path(ctx: typer.Context, ledger: Path | None) -> Path:
+    return ledger or (ctx.obj or {}).get("ledger") or default_ledger()
 
 
 @app.command("note")
 @reports_errors
 def note(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix of it).")],
+    run_id: RunArgument,
     public_lb: Annotated[Optional[float], typer.Option("--public-lb", help="Public leaderboard score.")] = None,
     private_lb: Annotated[Optional[float], typer.Option("--private-lb", help="Private leaderboard score.")] = None,
     text: Annotated[Optional[str], typer.Option("--text", help="Free text.")] = None,
@@ -107,6 +195,18 @@ def note(
     """Attach leaderboard scores and/or text to a run (appended as a note record)."""
     from offlinepack.ledger import add_note
 
-    path = ledger or (ctx.obj or {}).get("ledger") or default_ledger()
+    path = _ledger_path(ctx, ledger)
     record = add_note(path, run_id, public_lb=public_lb, private_lb=private_lb, text=text)
     console.print(f"noted run {record['run_id']} in {path}", markup=False)
+
+
+@app.command("show")
+@reports_errors
+def show(ctx: typer.Context, run_id: RunArgument, ledger: LedgerOption = None) -> None:
+    """Print one run's whole record (notes merged, full id) as JSON."""
+    from offlinepack.ledger import calibration_for, find_run, read_ledger
+
+    view = read_ledger(_ledger_path(ctx, ledger))
+    run = find_run(view, run_id)
+    found = calibration_for(view, run)
+    print_json({**run.to_dict(), **({"calibration": found.run_id} if found else {})})

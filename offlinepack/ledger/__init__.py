@@ -21,6 +21,8 @@ from offlinepack.ledger.store import (
     record_result,
     recorded_shapes,
     run_for_zip,
+    short_id_length,
+    short_ids,
     utc_now,
 )
 
@@ -42,6 +44,8 @@ __all__ = [
     "record_result",
     "recorded_shapes",
     "run_for_zip",
+    "short_id_length",
+    "short_ids",
     "utc_now",
     "wheelhouse_fact",
 ]

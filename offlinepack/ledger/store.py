@@ -30,7 +30,10 @@ RECORD_KINDS = (RUN_KIND, "calibration", "ablation")  # records listed by `offli
 
 @dataclass(frozen=True)
 class RunEntry:
-    """A run record with its notes merged: `public_lb`/`private_lb` from the latest note that set them."""
+    """A run record with its notes merged: `public_lb`/`private_lb` from the latest note that set them.
+
+    `record` is the line as read (written back by `to_dict` unchanged); `fields` reads it through the typed
+    RunRecord, which calibration and ablation records share for their common keys (finished, status, volumes)."""
 
     record: dict[str, Any]
     notes: tuple[dict[str, Any], ...]
@@ -38,6 +41,15 @@ class RunEntry:
     @property
     def run_id(self) -> str:
         return str(self.record.get("run_id"))
+
+    @property
+    def kind(self) -> str:
+        """"run", "calibration" or "ablation"."""
+        return str(self.record.get("type", RUN_KIND))
+
+    @property
+    def fields(self) -> RunRecord:
+        return RunRecord.from_dict(self.record)
 
     def _latest(self, key: str) -> Any:
         for note in reversed(self.notes):
@@ -52,6 +64,11 @@ class RunEntry:
     @property
     def private_lb(self) -> float | None:
         return self._latest("private_lb")
+
+    @property
+    def note_text(self) -> str | None:
+        """The latest note's text."""
+        return self._latest("text")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,31 +194,68 @@ def read_ledger(path: Path) -> Ledger:
     return Ledger(path, entries, tuple(skipped))
 
 
+MIN_SHORT_ID = 7  # as git abbreviates: long enough to stay unique as a ledger grows by a few runs
+
+
+def short_id_length(run_ids: list[str] | tuple[str, ...], minimum: int = MIN_SHORT_ID) -> int:
+    """The one prefix length at which every id is told apart from every other (git's short hashes, one
+    length for the whole list so a table's column lines up). An id that is itself a prefix of another
+    (`r1`, `r10`) is shown whole and found by exact match."""
+    ordered = sorted(set(run_ids))
+    length = minimum
+    for before, after in zip(ordered, ordered[1:]):
+        common = len(os.path.commonprefix([before, after]))
+        length = max(length, common + 1)
+    return length
+
+
+def short_ids(ledger: Ledger) -> dict[str, str]:
+    """run id -> its shortest unique prefix (at least MIN_SHORT_ID characters) among the ledger's entries."""
+    ids = [run.run_id for run in ledger.runs]
+    length = short_id_length(ids)
+    return {run_id: run_id[:length] for run_id in ids}
+
+
+def describe(run: RunEntry, short: str | None = None) -> str:
+    """One line naming a run for an error's list of candidates: id, when, what."""
+    fields = run.fields
+    when = str(fields.finished or fields.started or "")[:16].replace("T", " ")
+    what = run.kind if run.kind != RUN_KIND else f"run {fields.status or ''}".strip()
+    return "  ".join(part for part in (short or run.run_id, when, what) if part)
+
+
 def find_run(ledger: Ledger, ref: str) -> RunEntry:
-    """A run by its id or a unique prefix of it."""
+    """A run by its id or a unique prefix of it (what `offlinepack runs` shows)."""
     exact = [run for run in ledger.runs if run.run_id == ref]
     if exact:
         return exact[0]
-    matches = [run for run in ledger.runs if run.run_id.startswith(ref)]
+    matches = [run for run in ledger.runs if run.run_id.startswith(ref)] if ref else list(ledger.runs)
     if len(matches) == 1:
         return matches[0]
+    listing = f"`offlinepack runs --ledger {ledger.path}`"
     if not matches:
+        latest = ledger.runs[-5:][::-1]
+        shown = short_ids(ledger)
         raise OfflinepackError(
-            f"no run {ref!r} in {ledger.path}",
-            hint=f"list the run ids with `offlinepack runs --ledger {ledger.path}`"
+            f"no run {ref!r} in {ledger.path}" + ("; its latest run(s):" if latest else ""),
+            problems=[describe(run, shown[run.run_id]) for run in latest],
+            hint=f"give an id (or the start of one) that {listing} lists"
             + ("" if ledger.runs else " (it holds no readable run record)"),
         )
+    longer = short_id_length([run.run_id for run in ledger.runs])
     raise OfflinepackError(
-        f"{ref!r} matches {len(matches)} runs in {ledger.path}",
-        problems=[run.run_id for run in matches],
-        hint="give more characters of the run id",
+        f"{ref!r} matches {len(matches)} runs in {ledger.path}:",
+        problems=[describe(run) for run in matches[:10]]
+        + ([f"... and {len(matches) - 10} more"] if len(matches) > 10 else []),
+        hint=f"give more of the id: the first {longer} characters tell every run here apart "
+             f"(e.g. {matches[-1].run_id[:longer]}), as {listing} shows them",
     )
 
 
 def run_for_zip(ledger: Ledger, zip_sha256: str) -> RunEntry | None:
     """The latest run that wrote a zip with this sha256: which run a submission came from."""
     for run in reversed(ledger.runs):
-        submission = RunRecord.from_dict(run.record).submission or {}
+        submission = run.fields.submission or {}
         if isinstance(submission, dict) and submission.get("sha256") == zip_sha256:
             return run
     return None
@@ -211,7 +265,7 @@ def recorded_shapes(run: RunEntry) -> dict[str, tuple[int, ...]]:
     """id -> (Z,H,W) of each source volume as the run recorded it (the masks were checked against them)."""
     try:
         return {str(volume["id"]): tuple(int(n) for n in volume["shape"])
-                for volume in RunRecord.from_dict(run.record).volumes or ()
+                for volume in run.fields.volumes or ()
                 if isinstance(volume, dict) and volume.get("shape")}
     except (KeyError, TypeError, ValueError):  # a hand-edited or damaged record: no shapes rather than wrong ones
         return {}
@@ -245,13 +299,14 @@ def add_note(
 def calibration_for(ledger: Ledger, run: RunEntry) -> RunEntry | None:
     """The latest calibration recorded before `run` whose fitted [post] settings the run used: which
     calibrated config produced a submission."""
-    post = (run.record.get("config") or {}).get("post") if isinstance(run.record.get("config"), dict) else None
-    if not isinstance(post, dict) or run.record.get("type", "run") != "run":
+    config = run.fields.config
+    post = config.get("post") if isinstance(config, dict) else None
+    if not isinstance(post, dict) or run.kind != RUN_KIND:
         return None
     found = None
     for entry in ledger.runs:
         if entry is run:
             break
-        if entry.record.get("type") == "calibration" and entry.record.get("post") == post:
+        if entry.kind == "calibration" and entry.record.get("post") == post:
             found = entry
     return found
