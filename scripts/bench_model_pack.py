@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from offlinepack.kernel_kit.model_pack import pack_models  # noqa: E402
+from offlinepack.units import format_size  # noqa: E402
 from tests.support.nnunet import m7_architecture, write_nnunet_folder  # noqa: E402
 
 
@@ -72,12 +73,11 @@ def main() -> int:
         rows["half" if half else "float32"] = {"seconds": round(time.perf_counter() - started, 1),
                                                "folder": model.source_folder_size, "loaded": model.size_before,
                                                "packed": model.size_after, "check": model.check}
-    mb = 1024 * 1024
     print(f"m7-sized ResEnc-L nnU-Net, {params / 1e6:.1f} M parameters; torch {torch.__version__}")
-    print(f"training folder (fold 0 final + best, validation, log): {rows['float32']['folder'] / mb:.1f} MB")
-    print(f"what run loads from it (plans, dataset.json, checkpoint_final.pth): {rows['float32']['loaded'] / mb:.1f} MB")
+    print(f"training folder (fold 0 final + best, validation, log): {format_size(rows['float32']['folder'])}")
+    print(f"what run loads from it (plans, dataset.json, checkpoint_final.pth): {format_size(rows['float32']['loaded'])}")
     for name, row in rows.items():
-        print(f"packed ({name}): {row['packed'] / mb:.1f} MB in {row['seconds']} s; check {row['check']}")
+        print(f"packed ({name}): {format_size(row['packed'])} in {row['seconds']} s; check {row['check']}")
     if args.json:
         args.json.write_text(json.dumps({"parameters": params, "rows": rows}, indent=1))
     return 0

@@ -22,6 +22,7 @@ from offlinepack.demo import DEMO_CHECKPOINT
 from offlinepack.demo.synthetic import make_sheet_volume
 from offlinepack.models.builtin_unet import UNetConfig, build_unet, save_checkpoint
 from offlinepack.post import PostConfig, postprocess
+from offlinepack.units import format_size
 
 HELD_OUT_SEED = 10_000
 
@@ -107,7 +108,7 @@ def main() -> None:
     raw = dice(probability >= 0.5, held_out.label)
     post = dice(postprocess(probability.astype(np.float16), PostConfig()), held_out.label)
     size = sum(p.stat().st_size for p in Path(args.output).iterdir())
-    print(f"trained {step} steps; checkpoint {args.output} ({size / 1e6:.2f} MB)")
+    print(f"trained {step} steps; checkpoint {args.output} ({format_size(size)})")
     print(f"held-out synthetic volume (seed {HELD_OUT_SEED}, 128^3): foreground Dice {raw:.4f} at threshold 0.5, {post:.4f} after post-processing")
 
 

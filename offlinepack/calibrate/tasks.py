@@ -23,7 +23,7 @@ import numpy as np
 
 from offlinepack.errors import OfflinepackError
 
-CACHED_VOLUMES = 2  # per worker: 320^3 float32 map + label is ~170 MB each
+CACHED_VOLUMES = 2  # per worker: 320^3 float32 map + label is ~156 MiB each
 
 
 @dataclass(frozen=True)

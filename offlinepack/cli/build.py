@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from offlinepack.cli.output import console, err_console, human_size, print_json, reports_errors, with_other_problems
+from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
+from offlinepack.units import format_size
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import resolve_target
 from offlinepack.pylock import read_lock
@@ -25,7 +26,7 @@ class _Bars:
         # imported here: every command module is imported at start-up, and rich.progress is slow to import
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                                  TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled)
         self.tasks: dict[str, int] = {}
 
@@ -48,11 +49,11 @@ def _report(result: BuildResult) -> None:
     optional = {f.package for f in result.files if f.optional}
     for row in result.size.rows:
         name = f"{row.package} (optional)" if row.package in optional else row.package
-        table.add_row(name, row.version, human_size(row.size), f"{row.share:.0%}")
+        table.add_row(name, row.version, format_size(row.size), f"{row.share:.0%}")
     table.add_section()
-    table.add_row("total", f"{len(result.size.rows)} packages", human_size(result.size.total), "")
+    table.add_row("total", f"{len(result.size.rows)} packages", format_size(result.size.total), "")
     console.print(table)
-    fetched = f"{len(result.downloaded)} file(s) downloaded ({human_size(result.downloaded_bytes)})"
+    fetched = f"{len(result.downloaded)} file(s) downloaded ({format_size(result.downloaded_bytes)})"
     built = f", {len(result.built)} built from sdist ({', '.join(result.built)})" if result.built else ""
     console.print(f"largest: {result.size.largest}; {fetched}{built}; {result.seconds:.2f} s", markup=False)
     if result.skipped:

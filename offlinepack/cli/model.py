@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from offlinepack.cli.output import console, err_console, human_size, print_json, reports_errors
+from offlinepack.cli.output import console, err_console, print_json, reports_errors
+from offlinepack.units import format_size
 
 app = typer.Typer(help="Prepare trained models for a Kaggle kernel.", no_args_is_help=True)
 
@@ -43,14 +44,14 @@ def pack(
         return
     for model in result.models:
         folds_text = f", folds {','.join(model.folds)}" if model.folds else ""
-        console.print(f"{model.name} ({model.kind}{folds_text}): {human_size(model.source_folder_size)} in its folder, "
-                      f"{human_size(model.size_before)} of it loaded -> {human_size(model.size_after)} packed; "
+        console.print(f"{model.name} ({model.kind}{folds_text}): {format_size(model.source_folder_size)} in its folder, "
+                      f"{format_size(model.size_before)} of it loaded -> {format_size(model.size_after)} packed; "
                       f"check: {model.check}", markup=False)
         console.print(f"  kernel init --model {result.kernel_model_arg(model)}", markup=False)
     before = sum(m.size_before for m in result.models)
     after = sum(m.size_after for m in result.models)
-    console.print(f"packed {len(result.models)} model(s) into {result.output}: {human_size(before)} -> "
-                  f"{human_size(after)}{' (float16)' if result.half else ''}; {result.seconds:.1f} s", markup=False)
+    console.print(f"packed {len(result.models)} model(s) into {result.output}: {format_size(before)} -> "
+                  f"{format_size(after)}{' (float16)' if result.half else ''}; {result.seconds:.1f} s", markup=False)
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", markup=False)
     subfolders = any(m.kind == "nnunet" or m.path != "." for m in result.models)

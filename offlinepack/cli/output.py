@@ -20,16 +20,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 FALLBACK_HINT = "fix what the error names and run the command again (`--help` lists every option)"
 
 
-def human_size(size: int) -> str:
-    """1536 -> "1.5 KB": sizes as people read them."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
-
-
 def print_error(error: OfflinepackError) -> None:
     """`error:` one line per problem, then `hint:`; plain text so logs and tests read it as is."""
     for line in error.lines():

@@ -185,8 +185,10 @@ def _print_report(report) -> None:
     if report.zip is not None:
         for warning in report.zip.report.warnings:
             err_console.print(f"warning: {warning}", markup=False)
-        size = report.zip.size / 1e6
-        console.print(f"wrote {report.zip.path} ({report.zip.entries} volume(s), {size:.2f} MB, sha256 {report.zip.sha256})", markup=False)
+        from offlinepack.units import format_size
+
+        console.print(f"wrote {report.zip.path} ({report.zip.entries} volume(s), {format_size(report.zip.size)}, "
+                      f"sha256 {report.zip.sha256})", markup=False)
         if empty:
             err_console.print(f"warning: {len(empty)} volume(s) failed and went in as empty masks: "
                               f"{', '.join(sorted(empty))} (--on-error empty)", markup=False)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from offlinepack.doctor.model import Check
+from offlinepack.units import format_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ def gpu_checks(facts: TorchFacts, require_gpu: bool) -> list[Check]:
     supported = [int(a[3:]) for a in facts.arch_list if re.fullmatch(r"sm_\d+", a)]
     for gpu in facts.gpus:
         cc = gpu.capability[0] * 10 + gpu.capability[1]
-        detail = f"{gpu.name}, {gpu.total_memory / 2**30:.1f} GiB, sm_{cc}"
+        detail = f"{gpu.name}, {format_size(gpu.total_memory)}, sm_{cc}"
         if supported and cc < min(supported):
             checks.append(Check(f"gpu {gpu.index}", "fail", f"{detail}: this torch has no kernels for sm_{cc} "
                                 f"(oldest: sm_{min(supported)})", "pick a newer GPU (T4 or better) in the notebook settings"))

@@ -11,6 +11,7 @@ from offlinepack.doctor.model import Check, DoctorOptions
 from offlinepack.errors import OfflinepackError
 from offlinepack.files import probe_writable
 from offlinepack.kaggle import in_kernel
+from offlinepack.units import format_size
 from offlinepack.volumes import find_inputs, read_volume, tiff_readers
 
 _GIB = 2**30
@@ -65,7 +66,7 @@ def output_check(output_dir: Path) -> Check:
         return Check("output folder", "fail", f"{where} is not writable: {error.strerror}",
                      "write to /kaggle/working (pass -o /kaggle/working/submission.zip)")
     free = shutil.disk_usage(base).free
-    detail = f"{where} writable, {free / _GIB:.1f} GiB free"
+    detail = f"{where} writable, {format_size(free)} free"
     if free < NO_SPACE:
         return Check("output folder", "fail", detail, "free space: delete files under it (old runs, caches)")
     if free < LOW_SPACE:
