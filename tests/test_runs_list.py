@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from offlinepack.cli.runs import NARROW, fit_columns
 from offlinepack.ledger import find_run, new_run_id, read_ledger, record_result, short_id_length, short_ids
@@ -132,6 +133,19 @@ def test_fit_columns_cuts_the_note_then_drops_columns(tmp_path: Path) -> None:
     assert "c390272" in fit_columns([row], NARROW, 80)[1] and fit_columns([row], NARROW, 80)[1].endswith("…")
     assert "c390272" not in fit_columns([row], NARROW, 60)[1]
     assert fit_columns([row], NARROW, None)[1].endswith("(gain inside the interval)")
+    wide_chars = {**row, "note": "閾値 0.4 で提出、スコアは公開 LB で 0.581 でした" * 3}  # two cells per character
+    assert max(cell_len(line) for line in fit_columns([wide_chars], NARROW, 80)) <= 80
+
+
+def test_a_note_with_line_breaks_stays_on_its_row(tmp_path: Path, env: dict[str, str]) -> None:
+    """An older ledger (records before RunRecord: no type, few keys) still lists; a multi-line note is one row."""
+    ledger = tmp_path / "offlinepack-runs.jsonl"
+    ledger.write_text('{"run_id": "20250101T000000Z-abcdef", "status": "ok", "volumes": [{}], "failures": []}\n')
+    noted = invoke(["runs", "--ledger", str(ledger), "note", "2025", "--text", "line one\nline\ttwo"], env)
+    assert noted.exit_code == 0, noted.output
+    listing = invoke(["runs", "--ledger", "offlinepack-runs.jsonl"], {**env, "COLUMNS": "80"})
+    assert listing.exit_code == 0 and len(listing.output.splitlines()) == 3, listing.output
+    assert listing.output.splitlines()[2].startswith("2025010  ") and "line one line two" in listing.output
 
 
 def test_format_size_labels_binary_units() -> None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.cells import cell_len
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
+
+if TYPE_CHECKING:
+    from offlinepack.ledger import Ledger, RunEntry
 
 app = typer.Typer(help="List runs from the ledger and attach leaderboard scores.", invoke_without_command=True)
 
@@ -37,7 +41,9 @@ def _text(value: object) -> str:
     """A record's value as a cell; "?" for a hand-edited value of the wrong type."""
     if value is None:
         return ""
-    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "?"
+    if isinstance(value, str):
+        return " ".join(value.split())  # a note's line breaks and tabs would break the table's lines
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
 
 
 def _count(value: object) -> int | None:
@@ -69,7 +75,7 @@ def _config(config: object) -> str:
     return f"{names} t={_score(threshold)}" if threshold is not None else names
 
 
-def _row(view: Any, run: Any, short: str, shown: dict[str, str], wide: bool) -> dict[str, str]:
+def _row(view: Ledger, run: RunEntry, short: str, shown: dict[str, str], wide: bool) -> dict[str, str]:
     from offlinepack.ledger import calibration_for
     from offlinepack.units import format_size
 
@@ -108,8 +114,8 @@ def fit_columns(rows: Sequence[dict[str, str]], columns: Sequence[str], width: i
     keeps NOTE_MIN characters, and the note is cut with "…" to fit; without one (--wide) nothing is cut."""
     columns = list(columns)
 
-    def natural(column: str) -> int:
-        return max([len(HEADERS.get(column, column))] + [len(row.get(column, "")) for row in rows])
+    def natural(column: str) -> int:  # in terminal cells: a CJK character or an emoji takes two
+        return max([cell_len(HEADERS.get(column, column))] + [cell_len(row.get(column, "")) for row in rows])
 
     def others(cols: list[str]) -> int:
         return sum(natural(c) + 2 for c in cols if c != "note")
@@ -125,13 +131,15 @@ def fit_columns(rows: Sequence[dict[str, str]], columns: Sequence[str], width: i
 
     def cell(column: str, text: str) -> str:
         room = widths[column]
-        return text if len(text) <= room else (text[:room - 1] + "…" if room else "")
+        if cell_len(text) > room:
+            text = text[:room]  # no character is narrower than one cell (but the rare combining mark)
+            while text and cell_len(text) > room - 1:
+                text = text[:-1]
+            text = text + "…" if room else ""
+        return text + " " * (room - cell_len(text))
 
-    lines = []
-    for row in [{c: HEADERS.get(c, c) for c in columns}, *rows]:
-        line = "  ".join(cell(c, row.get(c, "")).ljust(widths[c]) for c in columns)
-        lines.append(line.rstrip())
-    return lines
+    return ["  ".join(cell(c, row.get(c, "")) for c in columns).rstrip()
+            for row in [{c: HEADERS.get(c, c) for c in columns}, *rows]]
 
 
 @app.callback()
