@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
-from offlinepack.units import format_size
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import resolve_target
 from offlinepack.pylock import read_lock
+from offlinepack.units import format_size
 from offlinepack.wheelhouse import BuildOptions, BuildResult, build_wheelhouse
 from offlinepack.wheelhouse import Progress as BuildProgress
 from offlinepack.wheelhouse.dataset import dataset_metadata

@@ -148,7 +148,8 @@ def runs(
     ctx: typer.Context,
     ledger: LedgerOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs (notes merged, full ids) as JSON.")] = False,
-    wide: Annotated[bool, typer.Option("--wide", help="Every column (full id and time, exit code, failed volumes, zip size, private score, config), lines as long as they need.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (full id and time, exit code, failed volumes, "
+                                       "zip size, private score, config), lines as long as they need.")] = False,
 ) -> None:
     """List runs: short id, time, status, volumes, leaderboard score, zip hash, note."""
     ctx.obj = {"ledger": ledger}

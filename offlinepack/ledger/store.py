@@ -229,7 +229,7 @@ def find_run(ledger: Ledger, ref: str) -> RunEntry:
     exact = [run for run in ledger.runs if run.run_id == ref]
     if exact:
         return exact[0]
-    matches = [run for run in ledger.runs if run.run_id.startswith(ref)] if ref else list(ledger.runs)
+    matches = [run for run in ledger.runs if run.run_id.startswith(ref)] if ref else []
     if len(matches) == 1:
         return matches[0]
     listing = f"`offlinepack runs --ledger {ledger.path}`"
