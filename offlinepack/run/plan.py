@@ -15,6 +15,7 @@ from offlinepack import __version__, kaggle
 from offlinepack.errors import OfflinepackError
 from offlinepack.files import probe_writable
 from offlinepack.run.config import DEMO_MODEL, RunConfig
+from offlinepack.units import format_size
 
 # Less free disk than this where the run writes is refused up front (the run would only fail later, volume by
 # volume, or lose its ledger record); so is a file size limit (`ulimit -f`) a ledger is already near.
@@ -145,11 +146,11 @@ def space_problem(folder: Path, growing_file_bytes: int | None = None) -> str | 
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     if (growing_file_bytes is not None and limit != resource.RLIM_INFINITY
             and limit < growing_file_bytes + LEDGER_RECORD_ROOM):
-        return f"the file size limit (ulimit -f) is {limit} bytes, too small for this file to grow"
+        return f"the file size limit (ulimit -f) is {format_size(limit)}, too small for this file to grow"
     stats = os.statvfs(folder)
     free = stats.f_bavail * stats.f_frsize
     if free < MIN_FREE_BYTES:
-        return f"its disk is full ({free} bytes free)"
+        return f"its disk is full ({format_size(free)} free)"
     return None
 
 
