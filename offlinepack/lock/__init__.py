@@ -5,5 +5,5 @@ from offlinepack.lock.inputs import InputRequirement, read_requirements
 from offlinepack.lock.lock import DroppedBackport, HeldBack, LockOptions, LockResult, lock_requirements
 from offlinepack.pylock import DEFAULT_OPTIONAL, LockedFile, LockedPackage
 
-__all__ = ["DEFAULT_OPTIONAL", "Conflict", "DroppedBackport", "HeldBack", "InputRequirement", "LockOptions", "LockResult",
-           "LockedFile", "LockedPackage", "lock_requirements", "read_requirements"]
+__all__ = ["DEFAULT_OPTIONAL", "Conflict", "DroppedBackport", "HeldBack", "InputRequirement", "LockOptions",
+           "LockResult", "LockedFile", "LockedPackage", "lock_requirements", "read_requirements"]
