@@ -325,7 +325,8 @@ def _check_sources(options: LockOptions) -> None:
                                     "--find-links ./wheels")
 
 
-def _drop_backports(ctx: _Context, run: engine.UvRun) -> tuple[_Context, engine.UvRun, tuple[DroppedBackport, ...]]:
+def _drop_backports(ctx: _Context, run: engine.UvRun, requirements: Path, direct: Sequence[InputRequirement]
+                    ) -> tuple[_Context, engine.UvRun, tuple[DroppedBackport, ...]]:
     """Resolve again without the standard-library back-ports the first resolution pulled in.
 
     An override with a marker that is never true removes a name from everyone's requirements, so what only a
@@ -338,9 +339,9 @@ def _drop_backports(ctx: _Context, run: engine.UvRun) -> tuple[_Context, engine.
         return ctx, run, ()
     ctx = dataclasses.replace(ctx, drop=ctx.write("drop-backports.txt", [
         f'{backport.name}; python_version < "0"' for key, backport in useless.items() if key not in ctx.held]))
-    again = ctx.compile(ctx.workdir / "requirements.in", hold=True)
+    again = ctx.compile(requirements, hold=True)
     if not again.ok:  # cannot happen by construction (a smaller graph), but never write a lock from the first run
-        raise _diagnose(ctx, read_requirements(ctx.options.requirements), again)
+        raise _diagnose(ctx, direct, again)
     dropped = tuple(DroppedBackport(name=p["name"], version=p.get("version", ""),
                                     backport=useless[canonicalize_name(p["name"])]) for p in found)
     return ctx, again, dropped
@@ -362,12 +363,13 @@ def lock_requirements(options: LockOptions) -> LockResult:
         workdir = Path(tmp)
         holds = engine.write_holds(workdir, list(held.values()), platform.stub_tag)
         ctx = _Context(options=options, uv=uv, platform=platform, workdir=workdir, held=held, holds=holds)
-        run = ctx.compile(ctx.write("requirements.in", [str(r.requirement) for r in direct]), hold=True)
+        requirements = ctx.write("requirements.in", [str(r.requirement) for r in direct])
+        run = ctx.compile(requirements, hold=True)
         if not run.ok:
             if engine.network_problem(run):
                 raise _network_error(run, options.index_url, direct)
             raise _diagnose(ctx, direct, run)
-        ctx, run, dropped = _drop_backports(ctx, run)
+        ctx, run, dropped = _drop_backports(ctx, run, requirements, direct)
         problems: list[str] = []
         packages: dict[str, LockedPackage] = {}
         provided: list[tuple[str, str]] = []
