@@ -133,3 +133,53 @@ def test_a_target_that_lacks_the_module_keeps_the_backport(tmp_path, local_index
     summary = json.loads(result.stdout)
     assert {p["name"] for p in summary["packages"]} == {"old-app", "dataclasses"}
     assert [d["name"] for d in summary["dropped_backports"]] == ["argparse"]
+
+
+def test_a_backport_for_an_older_python_is_dropped_not_shipped(tmp_path, local_index):
+    """dataclasses' last release installs on Python 3.6 only; uv ignores Requires-Python upper bounds and would
+    lock it, and pip would then refuse it in the kernel. It is dropped."""
+    make_wheel(local_index.root, "old-app", "1.0", requires=["dataclasses", "six"])
+    make_wheel(local_index.root, "dataclasses", "0.8", requires_python=">=3.6, <3.7")
+    make_wheel(local_index.root, "six", "1.17.0")
+    target_file = tmp_path / "kernel.json"
+    dump_target(target_311(), target_file)
+    (tmp_path / "r.in").write_text("old-app\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "-o", str(tmp_path / "pylock.toml"), "--target",
+                                 str(target_file), "--index-url", local_index.url, "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "- dataclasses 0.8 dropped: a back-port of the standard library's dataclasses" in result.stdout
+    data = tomllib.loads((tmp_path / "pylock.toml").read_text())
+    assert {p["name"] for p in data["packages"]} == {"old-app", "six"}
+
+
+def test_a_backport_with_no_file_for_the_target_does_not_block_the_lock(tmp_path, local_index):
+    """futures has only a Python 2 wheel (its sdist refuses Python 3): a 3.11 lock of a package that still
+    requires it cannot resolve with it; it locks without it and says so (no version: none was resolvable)."""
+    make_wheel(local_index.root, "old-app", "1.0", requires=["futures>=3", "six"])
+    make_wheel(local_index.root, "futures", "3.4.0", tag="py2-none-any")
+    make_wheel(local_index.root, "six", "1.17.0")
+    target_file = tmp_path / "kernel.json"
+    dump_target(target_311(), target_file)
+    (tmp_path / "r.in").write_text("old-app\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "-o", str(tmp_path / "pylock.toml"), "--target",
+                                 str(target_file), "--index-url", local_index.url, "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert ("- futures dropped: a back-port of the standard library's concurrent.futures, which Python 3.2+ has"
+            in result.stdout)
+    data = tomllib.loads((tmp_path / "pylock.toml").read_text())
+    assert {p["name"] for p in data["packages"]} == {"old-app", "six"}
+    assert data["tool"]["offlinepack"]["dropped-backports"] == [
+        {"name": "futures", "version": "", "stdlib-module": "concurrent.futures", "python": "3.2"}]
+
+
+def test_a_failure_that_is_not_a_backport_is_still_explained(tmp_path, local_index):
+    make_wheel(local_index.root, "old-app", "1.0", requires=["argparse", "missing-thing"])
+    make_wheel(local_index.root, "argparse", "1.4.0")
+    target_file = tmp_path / "kernel.json"
+    dump_target(target_311(), target_file)
+    (tmp_path / "r.in").write_text("old-app\n")
+    result = runner.invoke(app, ["lock", str(tmp_path / "r.in"), "-o", str(tmp_path / "pylock.toml"), "--target",
+                                 str(target_file), "--index-url", local_index.url, "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "missing-thing" in result.stderr and "dropped" not in result.output
+    assert not (tmp_path / "pylock.toml").exists()

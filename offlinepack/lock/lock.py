@@ -64,12 +64,12 @@ class HeldBack:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DroppedBackport:
     name: str
-    version: str
     backport: StdlibBackport
+    version: str  # "" when no release of it could be resolved for the target (the reason it was dropped)
 
     def __str__(self) -> str:
-        return (f"{self.name} {self.version} dropped: a back-port of the standard library's {self.backport.module}, "
-                f"which Python {self.backport.since_text}+ has")
+        return (f"{f'{self.name} {self.version}'.strip()} dropped: a back-port of the standard library's "
+                f"{self.backport.module}, which Python {self.backport.since_text}+ has")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -325,26 +325,58 @@ def _check_sources(options: LockOptions) -> None:
                                     "--find-links ./wheels")
 
 
+def _without_backports(ctx: _Context, useless: Mapping[str, StdlibBackport]) -> _Context:
+    """The context whose resolutions leave the back-ports out: an override with a marker that is never true
+    removes a name from everyone's requirements, so what only a back-port needed (unittest2's traceback2) goes too."""
+    return dataclasses.replace(ctx, drop=ctx.write("drop-backports.txt", [
+        f'{backport.name}; python_version < "0"' for key, backport in useless.items() if key not in ctx.held]))
+
+
 def _drop_backports(ctx: _Context, run: engine.UvRun, requirements: Path, direct: Sequence[InputRequirement]
                     ) -> tuple[_Context, engine.UvRun, tuple[DroppedBackport, ...]]:
-    """Resolve again without the standard-library back-ports the first resolution pulled in.
-
-    An override with a marker that is never true removes a name from everyone's requirements, so what only a
-    back-port needed (unittest2's traceback2, linecache2) goes too. Costs a second uv run only when one appeared.
-    """
+    """Resolve again without the standard-library back-ports the first resolution pulled in (a second uv run
+    only when one appeared)."""
     useless = stdlib_backports(ctx.options.target.python_version)
     found = [p for p in run.lock.get("packages", []) if canonicalize_name(p["name"]) in useless
              and canonicalize_name(p["name"]) not in ctx.held]
     if not found:
         return ctx, run, ()
-    ctx = dataclasses.replace(ctx, drop=ctx.write("drop-backports.txt", [
-        f'{backport.name}; python_version < "0"' for key, backport in useless.items() if key not in ctx.held]))
+    ctx = _without_backports(ctx, useless)
     again = ctx.compile(requirements, hold=True)
     if not again.ok:  # cannot happen by construction (a smaller graph), but never write a lock from the first run
         raise _diagnose(ctx, direct, again)
     dropped = tuple(DroppedBackport(name=p["name"], version=p.get("version", ""),
                                     backport=useless[canonicalize_name(p["name"])]) for p in found)
     return ctx, again, dropped
+
+
+def _retry_without_backports(ctx: _Context, failed: engine.UvRun, requirements: Path,
+                             direct: Sequence[InputRequirement]
+                             ) -> tuple[_Context, engine.UvRun, tuple[DroppedBackport, ...]]:
+    """A failed resolution tried again without the back-ports: one with no release for the target's Python
+    (dataclasses 0.8 installs on 3.6 only) makes an old package unresolvable although the target needs none.
+    Which back-ports were asked for is read from the resolved files' Requires-Dist (only on this path)."""
+    target = ctx.options.target
+    useless = stdlib_backports(target.python_version)
+    if not useless:
+        raise _diagnose(ctx, direct, failed)
+    dropping = _without_backports(ctx, useless)
+    again = dropping.compile(requirements, hold=True)
+    if not again.ok:
+        raise _diagnose(ctx, direct, failed)
+    locations = {}
+    for package in again.lock.get("packages", []):
+        key = canonicalize_name(package["name"])
+        location = None if key in ctx.held else _location(package, target.tags)
+        if location:
+            locations[key] = location
+    texts = [str(item.requirement) for item in direct]
+    texts += [text for requires in requires_of(locations).values() for text in requires or ()]
+    asked = sorted({canonicalize_name(r.name) for r in applicable_requirements(texts, target.markers)} & set(useless))
+    if not asked:  # the back-ports were not what failed: explain the original failure
+        raise _diagnose(ctx, direct, failed)
+    return dropping, again, tuple(DroppedBackport(name=useless[key].name, version="", backport=useless[key])
+                                  for key in asked)
 
 
 def lock_requirements(options: LockOptions) -> LockResult:
@@ -368,8 +400,9 @@ def lock_requirements(options: LockOptions) -> LockResult:
         if not run.ok:
             if engine.network_problem(run):
                 raise _network_error(run, options.index_url, direct)
-            raise _diagnose(ctx, direct, run)
-        ctx, run, dropped = _drop_backports(ctx, run, requirements, direct)
+            ctx, run, dropped = _retry_without_backports(ctx, run, requirements, direct)
+        else:
+            ctx, run, dropped = _drop_backports(ctx, run, requirements, direct)
         problems: list[str] = []
         packages: dict[str, LockedPackage] = {}
         provided: list[tuple[str, str]] = []
