@@ -10,8 +10,12 @@ python="${PYTHON:-$repo/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 target="${TARGET:-kaggle-gpu}"
 # optional in the kernel: imagecodecs (Pillow reads LZW), cc3d (offlinepack score labels components with scipy)
-"$python" -m offlinepack lock "$here/vesuvius/requirements.in" --target "$target" -o "$here/vesuvius/pylock.toml" --portable \
-    --optional imagecodecs --optional connected-components-3d "$@"
+# vesuvius/: what `offlinepack run` needs (the README's kernel recipe); nnunetv2/: nnunetv2's own predictor,
+# kept as the size reference (BENCHMARKS.md, scripts/bench_lock_size.py)
+for set in vesuvius nnunetv2; do
+    "$python" -m offlinepack lock "$here/$set/requirements.in" --target "$target" -o "$here/$set/pylock.toml" \
+        --portable --optional imagecodecs --optional connected-components-3d "$@"
+done
 # The quickstart's demo lock, for the demo kernel's snapshot (lockfiles/demo/target.json; to re-take it,
 # see lockfiles/demo/README.md).
 "$python" -m offlinepack lock "$here/demo/requirements.in" --target "$here/demo/target.json" -o "$here/demo/pylock.toml" --portable

@@ -718,6 +718,39 @@ def requires_dist(dist_info):
     return found
 
 
+# Distributions that only back-port a standard-library module (name -> (module, the Python that has it)).
+# `offlinepack lock` drops them for a target whose Python has the module, so they are absent on purpose.
+# The same table as offlinepack/kernel_target/backports.py (a test keeps the two equal).
+STDLIB_BACKPORTS = {
+    "argparse": ("argparse", (3, 2)),
+    "asyncio": ("asyncio", (3, 4)),
+    "contextvars": ("contextvars", (3, 7)),
+    "dataclasses": ("dataclasses", (3, 7)),
+    "enum34": ("enum", (3, 4)),
+    "futures": ("concurrent.futures", (3, 2)),
+    "ipaddress": ("ipaddress", (3, 3)),
+    "pathlib": ("pathlib", (3, 4)),
+    "statistics": ("statistics", (3, 4)),
+    "typing": ("typing", (3, 7)),
+    "unittest2": ("unittest", (3, 5)),
+    "traceback2": ("traceback", (3, 5)),
+    "linecache2": ("linecache", (3, 5)),
+}
+# offlinepack's dependencies that only `offlinepack lock` uses, on the user's machine: never imported in the
+# kernel (bootstrap installs offlinepack with --no-deps), so their absence there is no gap.
+MACHINE_ONLY_DEPENDENCIES = {"offlinepack": ("uv",)}
+
+
+def _python_has(name, env):
+    """True when `name` is a back-port of a standard-library module the marker environment's Python has."""
+    entry = STDLIB_BACKPORTS.get(canonical(name))
+    try:
+        have = tuple(int(x) for x in str(env.get("python_version", "")).split(".")[:2])
+    except ValueError:
+        return False
+    return entry is not None and have >= entry[1]
+
+
 def missing_dependencies(installed, root="offlinepack", env=None):
     """[(name, requirement, needed by)] for every distribution `root` needs, directly or through another,
     that `installed` lacks: what would make `import offlinepack` fail after a "ready"."""
@@ -739,6 +772,8 @@ def missing_dependencies(installed, root="offlinepack", env=None):
             seen.add(name)
             if name in installed:
                 queue.append(name)
+            elif name in MACHINE_ONLY_DEPENDENCIES.get(key, ()) or _python_has(name, env):
+                continue
             else:
                 missing.append((match.group(1), spec.strip(), dist.name))
     return missing

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark `offlinepack build` against the naive `pip download` the issue names, in one run.
 
-For the reference requirements and target (default: lockfiles/vesuvius/ and kaggle-gpu):
+For the reference requirements and target (default: lockfiles/nnunetv2/ and kaggle-gpu):
   1. naive: `pip download -r requirements.in --python-version 3.12 --platform manylinux_2_35_x86_64 ...
      (every older manylinux tag listed) --only-binary=:all: -d DIR`, no pip cache (cold). When it fails
      (sdist-only dependencies cannot be fetched under --only-binary), the failure is recorded with what
@@ -106,8 +106,8 @@ def version_of(command: list[str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requirements", type=Path, default=REPO / "lockfiles/vesuvius/requirements.in")
-    parser.add_argument("--lock", type=Path, default=REPO / "lockfiles/vesuvius/pylock.toml")
+    parser.add_argument("--requirements", type=Path, default=REPO / "lockfiles/nnunetv2/requirements.in")
+    parser.add_argument("--lock", type=Path, default=REPO / "lockfiles/nnunetv2/pylock.toml")
     parser.add_argument("--target", default="kaggle-gpu")
     parser.add_argument("--python-version", default="3.12")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")

@@ -2,7 +2,7 @@
 # Prepares gpu-prepared/ (git-ignored, < 50 MiB) on this online CPU machine for scripts/gpu_check.py on
 # the offline GPU machine, whose Python is captured in tests/data/fixtures/gpu-kernel (CPython 3.12, CUDA torch):
 #
-#   gpu-prepared/wheelhouse/  `offlinepack lock` + `offlinepack build` of scripts/gpu_requirements.in for
+#   gpu-prepared/wheelhouse/  `offlinepack lock` + `offlinepack build` of lockfiles/vesuvius/requirements.in for
 #                             that target: what bootstrap.py installs there (dynamic-network-architectures,
 #                             connected-components-3d, imagecodecs, offlinepack's own wheel)
 #   gpu-prepared/extras/      no-deps wheels that only the nnunetv2 comparison needs and the image lacks
@@ -30,7 +30,7 @@ work="$OUT.tmp"
 rm -rf "$work"
 mkdir -p "$work/extras"
 
-"$PY" -m offlinepack lock scripts/gpu_requirements.in --target "$TARGET" -o "$work/pylock.toml"
+"$PY" -m offlinepack lock lockfiles/vesuvius/requirements.in --target "$TARGET" -o "$work/pylock.toml"
 "$PY" -m offlinepack build "$work/pylock.toml" --target "$TARGET" -o "$work/wheelhouse" --dataset-id offlinepack/gpu-check
 
 "$PY" -m pip wheel --quiet --no-deps -w "$work/extras" "${EXTRAS_BUILT[@]}" 2>&1 | { grep -v "^WARNING: Location" || true; }

@@ -450,31 +450,48 @@ def test_cli_unknown_target(tmp_path):
     assert result.exit_code == 2 and "error: no such target: 'nope'" in result.stderr
 
 
-def test_reference_requirements_file_is_committed():
-    text = (REPO_ROOT / "lockfiles" / "vesuvius" / "requirements.in").read_text()
-    assert [line for line in text.splitlines() if line and not line.startswith("#")] == [
-        "nnunetv2", "imagecodecs", "connected-components-3d", "surface-distance"]
+REFERENCE_SETS = {
+    # what `offlinepack run` needs beyond the Kaggle GPU image (the README's kernel recipe)
+    "vesuvius": ["dynamic-network-architectures", "connected-components-3d", "imagecodecs==2025.11.11"],
+    # nnunetv2's own predictor: the size reference
+    "nnunetv2": ["nnunetv2", "imagecodecs", "connected-components-3d", "surface-distance"],
+}
 
 
-def test_reference_lock_is_sane():
-    """The committed lock for kaggle-gpu: nothing the kernel has, no CUDA stack, valid PEP 751."""
-    data = tomllib.loads((REPO_ROOT / "lockfiles" / "vesuvius" / "pylock.toml").read_text())
+@pytest.mark.parametrize("folder", sorted(REFERENCE_SETS))
+def test_reference_requirements_file_is_committed(folder):
+    text = (REPO_ROOT / "lockfiles" / folder / "requirements.in").read_text()
+    assert [line for line in text.splitlines() if line and not line.startswith("#")] == REFERENCE_SETS[folder]
+
+
+@pytest.mark.parametrize("folder", sorted(REFERENCE_SETS))
+def test_reference_lock_is_sane(folder):
+    """The committed locks for kaggle-gpu: nothing the kernel has, no CUDA stack, no standard-library back-ports,
+    valid PEP 751."""
+    data = tomllib.loads((REPO_ROOT / "lockfiles" / folder / "pylock.toml").read_text())
     Pylock.from_dict(data)
     locked = names(data)
-    assert {"nnunetv2", "imagecodecs", "connected-components-3d", "surface-distance", "acvl-utils"} <= set(locked)
+    assert {line.split("==")[0] for line in REFERENCE_SETS[folder]} <= set(locked)
     assert not any(n in locked for n in ("torch", "numpy", "timm", "triton")) and not any(
         n.startswith("nvidia") for n in locked)
+    assert not set(locked) & {"argparse", "unittest2", "traceback2", "linecache2"}
     for package in data["packages"]:
         for file in [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]:
             # portable: the file is found on the index by name and hash; no download address is kept
             assert "url" not in file and file["path"] == file["name"] and len(file["hashes"]["sha256"]) == 64
-    assert data["tool"]["offlinepack"]["target"] == "kaggle-gpu"
-    assert data["tool"]["offlinepack"]["files-from-index"] is True
+    tool = data["tool"]["offlinepack"]
+    assert tool["target"] == "kaggle-gpu" and tool["files-from-index"] is True
+    assert tool["optional"] == ["connected-components-3d", "imagecodecs"]
+    if folder == "vesuvius":  # the run's lock: exactly its three, no nnunetv2 predictor stack (SimpleITK: 50 MiB)
+        assert set(locked) == {line.split("==")[0] for line in REFERENCE_SETS[folder]}
+    else:
+        assert {"acvl-utils", "simpleitk"} <= set(locked)
+        assert {d["name"] for d in tool["dropped-backports"]} == {"argparse", "unittest2", "traceback2", "linecache2"}
 
 
 @pytest.mark.network
 def test_reference_lock_against_the_public_index(tmp_path):
-    result = runner.invoke(app, ["lock", str(REPO_ROOT / "lockfiles" / "vesuvius" / "requirements.in"),
+    result = runner.invoke(app, ["lock", str(REPO_ROOT / "lockfiles" / "nnunetv2" / "requirements.in"),
                                  "--target", "kaggle-gpu", "-o", str(tmp_path / "pylock.toml"), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -505,11 +505,11 @@ def test_installed_offlinepack_repacks_its_own_wheel(self_wheel: Path, tmp_path:
 @pytest.mark.network
 @pytest.mark.slow
 def test_reference_lock_builds_from_the_public_index(tmp_path: Path) -> None:
-    """Opt-in (`pytest -m network`): the committed Vesuvius lock for kaggle-gpu, downloaded for real."""
+    """Opt-in (`pytest -m network`): the committed nnunetv2 reference lock for kaggle-gpu, downloaded for real."""
     from offlinepack.kernel_target import resolve_target
 
     repo = Path(__file__).resolve().parent.parent
-    result = build_wheelhouse(BuildOptions(lock=repo / "lockfiles" / "vesuvius" / "pylock.toml",
+    result = build_wheelhouse(BuildOptions(lock=repo / "lockfiles" / "nnunetv2" / "pylock.toml",
                                            target=resolve_target("kaggle-gpu"), output=tmp_path / "out",
                                            cache_dir=tmp_path / "cache", dataset_id="alice/vesuvius-wheels",
                                            environ={}))

@@ -8,7 +8,7 @@ from offlinepack.kernel_target import InstalledDistribution
 from offlinepack.wheelhouse.runtime_needs import own_requirements, runtime_gaps
 from tests.support.locks import make_target
 
-REQUIRES = ("packaging>=25", "typer>=0.12", "tomli>=2; python_version < '3.11'", "uv>=0.8; extra == 'lock'",
+REQUIRES = ("packaging>=25", "typer>=0.12", "tomli>=2; python_version < '3.11'", "uv>=0.8", "uv>=0.8; extra == 'lock'",
             "numpy>=1.24; extra == 'run'", "safetensors>=0.4; extra == 'run'", "pytest>=8; extra == 'test'")
 
 
@@ -28,7 +28,7 @@ def test_missing_and_too_old_are_named_with_the_fix():
         "offlinepack needs packaging>=25; the target has 24.0",
         "offlinepack needs safetensors>=0.4 in the kernel, but target test-kernel does not have it and the lock "
         "does not ship it: add `safetensors` to your requirements and lock again",
-    ]  # uv (lock extra), pytest (test extra) and tomli (python < 3.11; the target is 3.12) are not kernel needs
+    ]  # uv (core, but only `lock` imports it), pytest (test extra) and tomli (python < 3.11; the target is 3.12) are not kernel needs
 
 
 def test_the_installed_offlinepack_declares_its_kernel_needs():

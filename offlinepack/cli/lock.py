@@ -58,6 +58,8 @@ def lock(
             "provided": [{"name": n, "version": v} for n, v in result.provided],
             "replaced": [{"name": n, "target_version": o, "version": v} for n, o, v in result.replaced],
             "held_back": [str(h) for h in result.held_back], "optional": list(result.optional),
+            "dropped_backports": [{"name": d.name, "version": d.version, "stdlib_module": d.backport.module,
+                                   "python": d.backport.since_text} for d in result.dropped],
             "warnings": list(result.warnings)})
         return
     for warning in result.warnings:
@@ -73,5 +75,8 @@ def lock(
         console.print(f"  ~ {name} {old} -> {new} (replaces the target's)", markup=False)
     for item in result.held_back:
         console.print(f"note: {item}", markup=False)
+    for item in result.dropped:
+        console.print(f"  - {item}", markup=False)
+    dropped = f", {len(result.dropped)} standard-library back-ports dropped" if result.dropped else ""
     console.print(f"wrote {result.output}: {len(result.packages)} packages to ship, "
-                  f"{len(result.provided)} provided by target {result.target}", markup=False)
+                  f"{len(result.provided)} provided by target {result.target}{dropped}", markup=False)

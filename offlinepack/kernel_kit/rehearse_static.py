@@ -37,6 +37,8 @@ from offlinepack.ledger.facts import find_model_pack
 from offlinepack.kernel_kit.kernel_metadata import KernelMetadata, Source
 from offlinepack.kernel_kit.notebook import KAGGLE_PATH, SOURCE_CALL, code_cells
 from offlinepack.kernel_target import Target
+from offlinepack.kernel_target.backports import stdlib_backports
+from offlinepack.wheelhouse.runtime_needs import MACHINE_ONLY
 
 STATUSES = ("ok", "warn", "fail")
 _WRITE_FLAG = re.compile(r"""(?:["']-o["']|["']--output["']|\s-o|\s--output)[\s,=]+["']?(/[^\s"',)\]]+)""")
@@ -242,6 +244,7 @@ def check_wheelhouse(folder: Path, target: Target) -> tuple[list[Check], list[st
     to_install = [d for d in decisions if d.status == "install"]
     wheel_versions = {canonicalize_name(d.name): d.version for d in to_install}
     have = {d.key: d.version for d in target.installed}
+    stdlib = {key for key in stdlib_backports(target.python_version) if key not in wheel_versions and key not in have}
     missing_deps = 0
     for d in to_install:
         requires_python, requires, _ = _wheel_metadata(Path(d.file))
@@ -258,6 +261,8 @@ def check_wheelhouse(folder: Path, target: Target) -> tuple[list[Check], list[st
             if not _applies(requirement, target.markers, extras):
                 continue
             key = canonicalize_name(requirement.name)
+            if (extras and key in MACHINE_ONLY) or key in stdlib:
+                continue  # lock's uv stays on the user's machine; a back-port `lock` dropped: the stdlib has it
             found = wheel_versions.get(key) or have.get(key)
             where = "the wheelhouse" if key in wheel_versions else "the target"
             what = "offlinepack's own imports" if extras else f"{d.name} {d.version}"

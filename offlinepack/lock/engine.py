@@ -67,7 +67,8 @@ def find_uv(uv: str | os.PathLike[str] | None = None) -> str:
     found = shutil.which("uv")
     if not found:
         raise OfflinepackError("`offlinepack lock` needs uv and none was found",
-                               hint="pip install 'offlinepack[lock]' (or put uv on PATH)")
+                               hint="uv is one of offlinepack's dependencies: reinstall it with "
+                                    "`pip install offlinepack` (or put uv on PATH)")
     return found
 
 

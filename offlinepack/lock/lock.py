@@ -7,6 +7,7 @@ a direct requirement that did not get its newest version (why it was held back).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from offlinepack.atomic import resolve_output, write_text_atomically
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import InstalledDistribution, Target
+from offlinepack.kernel_target.backports import StdlibBackport, stdlib_backports
 from offlinepack.kernel_target.requirements import applicable_requirements
 from offlinepack.lock import engine
 from offlinepack.lock.explain import Conflict, find_conflicts
@@ -60,6 +62,17 @@ class HeldBack:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class DroppedBackport:
+    name: str
+    backport: StdlibBackport
+    version: str  # "" when no release of it could be resolved for the target (the reason it was dropped)
+
+    def __str__(self) -> str:
+        return (f"{f'{self.name} {self.version}'.strip()} dropped: a back-port of the standard library's "
+                f"{self.backport.module}, which Python {self.backport.since_text}+ has")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LockResult:
     output: Path
     target: str
@@ -68,6 +81,7 @@ class LockResult:
     replaced: tuple[tuple[str, str, str], ...] = ()  # (name, target's version, locked version)
     held_back: tuple[HeldBack, ...] = ()
     optional: tuple[str, ...] = ()
+    dropped: tuple[DroppedBackport, ...] = ()  # standard-library back-ports the target's Python makes useless
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -79,15 +93,17 @@ class _Context:
     workdir: Path
     held: Mapping[str, InstalledDistribution]
     holds: engine.Holds
+    drop: Path | None = None  # overrides that take the standard-library back-ports out of every resolution
 
     def compile(self, requirements: Path, *, hold: bool, **kwargs: Any) -> engine.UvRun:
         options = self.options
         find_links = [*([self.holds.stubs] if hold else []), *options.find_links]
         constraints = [self.holds.constraints] if hold else []
+        overrides = [*kwargs.pop("overrides", []), *([self.drop] if self.drop else [])]
         return engine.run_compile(uv=self.uv, requirements=requirements, target=options.target,
                                   platform=self.platform, index_url=options.index_url,
                                   find_links=find_links, constraints=[*constraints, *kwargs.pop("constraints", [])],
-                                  cache_dir=options.cache_dir, **kwargs)
+                                  overrides=overrides, cache_dir=options.cache_dir, **kwargs)
 
     def write(self, name: str, lines: Sequence[str]) -> Path:
         path = self.workdir / name
@@ -309,6 +325,60 @@ def _check_sources(options: LockOptions) -> None:
                                     "--find-links ./wheels")
 
 
+def _without_backports(ctx: _Context, useless: Mapping[str, StdlibBackport]) -> _Context:
+    """The context whose resolutions leave the back-ports out: an override with a marker that is never true
+    removes a name from everyone's requirements, so what only a back-port needed (unittest2's traceback2) goes too."""
+    return dataclasses.replace(ctx, drop=ctx.write("drop-backports.txt", [
+        f'{backport.name}; python_version < "0"' for key, backport in useless.items() if key not in ctx.held]))
+
+
+def _drop_backports(ctx: _Context, run: engine.UvRun, requirements: Path, direct: Sequence[InputRequirement]
+                    ) -> tuple[_Context, engine.UvRun, tuple[DroppedBackport, ...]]:
+    """Resolve again without the standard-library back-ports the first resolution pulled in (a second uv run
+    only when one appeared)."""
+    useless = stdlib_backports(ctx.options.target.python_version)
+    found = [p for p in run.lock.get("packages", []) if canonicalize_name(p["name"]) in useless
+             and canonicalize_name(p["name"]) not in ctx.held]
+    if not found:
+        return ctx, run, ()
+    ctx = _without_backports(ctx, useless)
+    again = ctx.compile(requirements, hold=True)
+    if not again.ok:  # cannot happen by construction (a smaller graph), but never write a lock from the first run
+        raise _diagnose(ctx, direct, again)
+    dropped = tuple(DroppedBackport(name=p["name"], version=p.get("version", ""),
+                                    backport=useless[canonicalize_name(p["name"])]) for p in found)
+    return ctx, again, dropped
+
+
+def _retry_without_backports(ctx: _Context, failed: engine.UvRun, requirements: Path,
+                             direct: Sequence[InputRequirement]
+                             ) -> tuple[_Context, engine.UvRun, tuple[DroppedBackport, ...]]:
+    """A failed resolution tried again without the back-ports: one with no release for the target's Python
+    (dataclasses 0.8 installs on 3.6 only) makes an old package unresolvable although the target needs none.
+    Which back-ports were asked for is read from the resolved files' Requires-Dist (only on this path)."""
+    target = ctx.options.target
+    useless = stdlib_backports(target.python_version)
+    if not useless:
+        raise _diagnose(ctx, direct, failed)
+    dropping = _without_backports(ctx, useless)
+    again = dropping.compile(requirements, hold=True)
+    if not again.ok:
+        raise _diagnose(ctx, direct, failed)
+    locations = {}
+    for package in again.lock.get("packages", []):
+        key = canonicalize_name(package["name"])
+        location = None if key in ctx.held else _location(package, target.tags)
+        if location:
+            locations[key] = location
+    texts = [str(item.requirement) for item in direct]
+    texts += [text for requires in requires_of(locations).values() for text in requires or ()]
+    asked = sorted({canonicalize_name(r.name) for r in applicable_requirements(texts, target.markers)} & set(useless))
+    if not asked:  # the back-ports were not what failed: explain the original failure
+        raise _diagnose(ctx, direct, failed)
+    return dropping, again, tuple(DroppedBackport(name=useless[key].name, version="", backport=useless[key])
+                                  for key in asked)
+
+
 def lock_requirements(options: LockOptions) -> LockResult:
     """Resolve `options.requirements` for `options.target` and write `options.output`."""
     target = options.target
@@ -325,11 +395,14 @@ def lock_requirements(options: LockOptions) -> LockResult:
         workdir = Path(tmp)
         holds = engine.write_holds(workdir, list(held.values()), platform.stub_tag)
         ctx = _Context(options=options, uv=uv, platform=platform, workdir=workdir, held=held, holds=holds)
-        run = ctx.compile(ctx.write("requirements.in", [str(r.requirement) for r in direct]), hold=True)
+        requirements = ctx.write("requirements.in", [str(r.requirement) for r in direct])
+        run = ctx.compile(requirements, hold=True)
         if not run.ok:
             if engine.network_problem(run):
                 raise _network_error(run, options.index_url, direct)
-            raise _diagnose(ctx, direct, run)
+            ctx, run, dropped = _retry_without_backports(ctx, run, requirements, direct)
+        else:
+            ctx, run, dropped = _drop_backports(ctx, run, requirements, direct)
         problems: list[str] = []
         packages: dict[str, LockedPackage] = {}
         provided: list[tuple[str, str]] = []
@@ -366,6 +439,9 @@ def lock_requirements(options: LockOptions) -> LockResult:
         "replaced": [{"name": n, "target-version": old, "version": new} for n, old, new in replaced],
         "notices": [str(item) for item in held_back],
     }
+    if dropped:  # so build, rehearse and bootstrap know these are absent on purpose
+        tool["dropped-backports"] = [{"name": d.name, "version": d.version, "stdlib-module": d.backport.module,
+                                      "python": d.backport.since_text} for d in dropped]
     if options.portable:
         tool["files-from-index"] = True
     text = render_pylock(list(packages.values()), environments=[target_environment_marker(target.markers)],
@@ -376,4 +452,4 @@ def lock_requirements(options: LockOptions) -> LockResult:
                           hint="pass -o with a file in a folder you can write to (the old lock is kept)")
     return LockResult(output=options.output, target=target.name, packages=tuple(packages.values()),
                       provided=tuple(sorted(provided)), replaced=tuple(replaced), held_back=held_back,
-                      optional=optional, warnings=tuple(warnings))
+                      optional=optional, dropped=dropped, warnings=tuple(warnings))

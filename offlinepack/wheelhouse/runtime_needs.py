@@ -17,6 +17,9 @@ from offlinepack.kernel_target import Target
 from offlinepack.kernel_target.requirements import applicable_requirements
 
 KERNEL_EXTRAS = ("", "run")  # core + what `offlinepack run` needs; torch is the kernel's own, never listed
+# core dependencies that only `offlinepack lock` uses on the user's machine (imported there, never in the kernel);
+# runtime/bootstrap.py's MACHINE_ONLY_DEPENDENCIES says the same (a test keeps them equal)
+MACHINE_ONLY = ("uv",)
 
 
 def own_requirements(dist_name: str = "offlinepack") -> tuple[str, ...]:
@@ -37,6 +40,8 @@ def runtime_gaps(target: Target, shipped: Mapping[str, str], requirements: Itera
     texts = own_requirements() if requirements is None else requirements
     for requirement in applicable_requirements(texts, target.markers, KERNEL_EXTRAS):
         key = canonicalize_name(requirement.name)
+        if key in MACHINE_ONLY:
+            continue
         where, version = ("the wheelhouse", shipped[key]) if key in shipped else ("the target", installed.get(key))
         if version is None:
             gaps.append(f"offlinepack needs {requirement.name}{requirement.specifier} in the kernel, but target "
