@@ -54,6 +54,9 @@ def rehearse(
         if cell.status == "error":
             for line in cell.tail:
                 console.print(f"      | {line}", markup=False)
+    if result.shipped is not None:
+        check = result.shipped
+        console.print(f"  {_MARK[check.status]} {check.name}: {check.detail}", markup=False)
     if result.validation is not None:
         valid = result.validation.get("valid")
         console.print(f"submission: {'valid' if valid else 'INVALID'} {result.validation.get('path')}", markup=False)
