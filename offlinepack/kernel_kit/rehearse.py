@@ -1,7 +1,9 @@
 """`offlinepack rehearse KERNEL_DIR`: the kernel replayed here before any upload.
 
 Static checks first (rehearse_static); when none fails, the notebook's cells run in order with a real
-Jupyter kernel in the sandbox (sandbox.py, replay.py), then the submission is validated.
+Jupyter kernel in the sandbox (sandbox.py, replay.py; the kernel-like base environment is copied from a
+cache, base_env.py), then the kernel's offlinepack is checked to be the wheelhouse's (shipped_wheel.py: a
+checkout on the path must not stand in for the wheel) and the submission is validated.
 Exit: 0 ready to push, 1 works with warnings, 2 would fail in the kernel (the first failing check or cell
 is named with its fix).
 """
