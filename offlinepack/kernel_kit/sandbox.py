@@ -2,11 +2,11 @@
 
 - Python: a venv of this machine's interpreter when it has the target's version, else one `uv python find`
   finds, else this machine's (with a warning).
-- Both are copied from a cached base environment (base_env.py), built once per interpreter and preinstalled
-  list: creating a venv with pip takes seconds, copying one a fraction of that.
 - Preinstalled packages: for each distribution the target lists, this environment's copy is linked in
   (real imports) when it has one and the Python versions match; otherwise a metadata-only `.dist-info`
   stands in, so bootstrap decides exactly as in the kernel (keep, not install).
+- The venv and the preinstalled folder are copied from a cached base environment (base_env.py), built once per
+  interpreter and preinstalled list: creating a venv with pip takes seconds, copying one a fraction of that.
 - Jupyter: ipykernel and what it needs are linked into a separate folder that only the Jupyter kernel
   process puts on its path (after the kernel's own packages), so the cells' child Pythons see none of it.
 - /kaggle: with user + mount + network namespaces (`unshare -rmn`): a new root where every folder of
@@ -155,15 +155,15 @@ def make_kernel_python(work: Path, target: Target, environ: Mapping[str, str] = 
     def build(folder: Path) -> dict[str, Any]:
         venv_dir = folder / "kernel-python"
         subprocess.run([str(interpreter), "-m", "venv", str(venv_dir)], check=True, capture_output=True, timeout=300)
-        purelib = subprocess.run([str(venv_dir / "bin" / "python"), "-c",
-                                  "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        purelib = subprocess.run([str(venv_dir / "bin" / "python"), "-c", "import os, sys, sysconfig; "
+                                  "print(os.path.relpath(sysconfig.get_paths()['purelib'], sys.prefix))"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         preinstalled = folder / "preinstalled"
         preinstalled.mkdir()
         for name, version in stubs:
             write_stub(preinstalled, name, version)
         linked = link_distributions(real, preinstalled)
-        return {"purelib": str(Path(purelib).relative_to(folder)), "linked": linked,
+        return {"purelib": str(Path("kernel-python") / purelib), "linked": linked,
                 "stubs": [name for name, _ in stubs]}
 
     base = base_env.copy_base(work, inputs, build, environ)
