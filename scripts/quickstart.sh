@@ -47,7 +47,11 @@ step "4/5 the kernel folder: $WORK/kernel"
 step "5/5 rehearsal: the kernel replayed offline on a demo competition volume"
 # a competition-like folder (test_images/<id>.tif + test.csv) standing in for the competition's data
 .venv/bin/python -c "from offlinepack.demo import write_demo_input; write_demo_input('$WORK/competition')"
-rm -rf "$WORK/rehearsal"
+# the previous rehearsal (a venv, ~2000 files) is deleted in the background: a second of unlinking nobody waits for
+if [ -e "$WORK/rehearsal" ]; then
+    old=$(mktemp -d "$TMPDIR/old-rehearsal.XXXXXX")
+    mv "$WORK/rehearsal" "$old/" && { rm -rf "$old" & }
+fi
 status=0
 "$OP" rehearse "$WORK/kernel" --target "$TARGET" --work "$WORK/rehearsal" \
     --dataset "$OWNER/offlinepack-demo=$WORK/wheelhouse" --dataset "$OWNER/offlinepack-demo-model=$WORK/model" \

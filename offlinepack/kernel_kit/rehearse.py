@@ -179,10 +179,15 @@ def _binds(metadata: KernelMetadata, local: LocalSources) -> list[tuple[str, Pat
 
 
 def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local: LocalSources, work: Path,
-              timeout: float, environ: Mapping[str, str]) -> tuple[list[CellResult], str, str, list[str]]:
-    """Lay out the sandbox and replay the notebook there; (cells, isolation, python, warnings)."""
+              timeout: float, environ: Mapping[str, str],
+              seconds: dict[str, float] | None = None) -> tuple[list[CellResult], str, str, list[str]]:
+    """Lay out the sandbox and replay the notebook there; (cells, isolation, python, warnings). `seconds` gets
+    the time of the kernel-like environment (a cached copy or a build) and of the sandbox's whole replay."""
+    seconds = {} if seconds is None else seconds
     warnings: list[str] = []
+    started = time.perf_counter()
     kernel_python = sandbox.make_kernel_python(work, target, environ)
+    seconds["kernel_python"] = round(time.perf_counter() - started, 2)
     warnings += kernel_python.warnings
     jupyter_path = sandbox.make_jupyter_harness(work, kernel_python.executable)
     working = work / "working"
@@ -252,8 +257,10 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
     probe_report.unlink(missing_ok=True)  # a report from an earlier rehearsal in this folder says nothing
     spec["probe"] = probe_cell(probe_report)
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
+    started = time.perf_counter()
     try:
         done = subprocess.run(command, env=process_env, capture_output=True, text=True, timeout=timeout + 300)
+        seconds["sandbox"] = round(time.perf_counter() - started, 2)
     except subprocess.TimeoutExpired:
         return [CellResult(cell=0, first_line="", status="error", seconds=timeout, tail=(),
                            error=f"the rehearsal did not finish in {timeout:.0f} s")], isolation, kernel_python.version, warnings
@@ -305,7 +312,8 @@ def rehearse_kernel(kernel_dir: Path, *, target: Target, datasets: Mapping[str, 
         work = Path(work) if work else Path(tempfile.mkdtemp(prefix="offlinepack-rehearsal-"))
         work = work.resolve()
         work.mkdir(parents=True, exist_ok=True)
-        cells_list, isolation, python, more = run_cells(kernel_dir, metadata, target, local, work, timeout, environ)
+        cells_list, isolation, python, more = run_cells(kernel_dir, metadata, target, local, work, timeout, environ,
+                                                        seconds)
         cells, warnings = cells_list, warnings + more
         if cells and all(c.status == "ok" for c in cells):
             probe_path = work / PROBE_FILE
