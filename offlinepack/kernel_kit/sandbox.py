@@ -32,6 +32,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_kit import base_env
 from offlinepack.kernel_target import Target
 
@@ -154,7 +155,13 @@ def make_kernel_python(work: Path, target: Target, environ: Mapping[str, str] = 
 
     def build(folder: Path) -> dict[str, Any]:
         venv_dir = folder / "kernel-python"
-        subprocess.run([str(interpreter), "-m", "venv", str(venv_dir)], check=True, capture_output=True, timeout=300)
+        done = subprocess.run([str(interpreter), "-m", "venv", str(venv_dir)], capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode != 0:  # quiet on success; the tail of its output on failure
+            tail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()][-8:]
+            raise OfflinepackError(f"cannot create the rehearsal's kernel venv: {interpreter} -m venv exited "
+                                   f"{done.returncode}", problems=tail,
+                                   hint="on Debian/Ubuntu the venv module is a separate package (python3.X-venv)")
         purelib = subprocess.run([str(venv_dir / "bin" / "python"), "-c", "import os, sys, sysconfig; "
                                   "print(os.path.relpath(sysconfig.get_paths()['purelib'], sys.prefix))"],
                                  capture_output=True, text=True, check=True).stdout.strip()
