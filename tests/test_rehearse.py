@@ -166,6 +166,9 @@ def test_full_replay_of_the_demo_kernel_offline(tmp_path):
     install = report["cells"][1]["tail"]
     assert any("offlinepack 0.1.0: installed now from offlinepack-0.1.0-py3-none-any.whl" in line for line in install)
     assert report["validation"]["valid"] is True
+    # the kernel's steps ran the wheel bootstrap installed, not this checkout
+    assert report["shipped_offlinepack"]["status"] == "ok", report["shipped_offlinepack"]
+    assert "/kernel-python/lib/python3.11/site-packages/offlinepack" in report["shipped_offlinepack"]["detail"]
     executed = json.loads((work / "notebook.executed.ipynb").read_text())
     assert any("valid:" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     record = json.loads((work / "working" / "offlinepack-runs.jsonl").read_text().splitlines()[-1])
@@ -175,6 +178,36 @@ def test_full_replay_of_the_demo_kernel_offline(tmp_path):
         ("/kaggle/input/demo-model/offlinepack-models.json", "alice/demo-model")]
     # the cells saw no network: the ledger cell printed the record, which says where inputs were read
     assert record["input"]["root"].startswith("/kaggle/input/")
+
+
+def test_a_kernel_that_runs_the_checkout_instead_of_the_wheel_fails(tmp_path):
+    """The notebook's steps run from the checkout (as `python -m offlinepack` from the repo root would): the
+    checkout's offlinepack shadows the wheel bootstrap installed, and the rehearsal says so."""
+    if not namespaces_allowed()[0]:
+        pytest.skip("user + mount + network namespaces (unshare -rmn) are not permitted here")
+    own = offlinepack_wheel(default_cache_dir()).path
+    wheels = write_wheelhouse(tmp_path / "wheels", [{"wheel": own}], [{"name": "numpy", "version": "2.4.6"}],
+                              python_version="3.11.7")
+    model = pack_models([DEMO_CHECKPOINT], tmp_path / "model", dataset_id="alice/demo-model").output
+    kernel = init_kernel(tmp_path / "kernel", wheels="alice/demo-wheels", models=["alice/demo-model"],
+                         competition=None).output
+    notebook_path = kernel / "notebook.ipynb"
+    notebook = json.loads(notebook_path.read_text())
+    # setup, then install only (seconds), from the checkout as working folder
+    notebook["cells"] = notebook["cells"][:3]
+    notebook["cells"][1]["source"] += ["\n", f"os.chdir({str(REPO)!r})\n"]
+    notebook_path.write_text(json.dumps(notebook))
+    target = _target_with(tmp_path, ["safetensors", "connected-components-3d", "imagecodecs"])
+    result = runner.invoke(app, ["rehearse", str(kernel), "--target", str(target), "--dataset",
+                                 f"alice/demo-wheels={wheels}", "--dataset", f"alice/demo-model={model}",
+                                 "--work", str(tmp_path / "work"), "--json"])
+    report = json.loads(result.output)
+    assert [c["status"] for c in report["cells"]] == ["ok", "ok"], json.dumps(report, indent=1)
+    assert result.exit_code == 2
+    assert report["shipped_offlinepack"]["status"] == "fail"
+    assert report["first_failure"].startswith(f"shipped offlinepack: the kernel imported offlinepack from "
+                                              f"{REPO / 'offlinepack'}, which is not an installed distribution")
+    assert "checkout" in report["fix"]
 
 
 def test_the_first_failing_cell_is_named_with_the_hint_the_command_printed(tmp_path):

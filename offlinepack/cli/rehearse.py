@@ -33,7 +33,8 @@ def rehearse(
 ) -> None:
     """Static checks (wheels for the target, bootstrap's plan, every Requires-Dist, attached sources, paths,
     models), then the notebook's cells in order with a real Jupyter kernel, offline, under /kaggle as Kaggle
-    lays it out, and the submission's validation. Exit 0 ready, 1 warnings, 2 would fail."""
+    lays it out, a check that the kernel ran the wheelhouse's offlinepack, and the submission's validation.
+    Exit 0 ready, 1 warnings, 2 would fail."""
     from offlinepack.kernel_kit.rehearse import parse_dataset_args, rehearse_kernel
     from offlinepack.kernel_target import resolve_target
 
@@ -54,6 +55,9 @@ def rehearse(
         if cell.status == "error":
             for line in cell.tail:
                 console.print(f"      | {line}", markup=False)
+    if result.shipped is not None:
+        check = result.shipped
+        console.print(f"  {_MARK[check.status]} {check.name}: {check.detail}", markup=False)
     if result.validation is not None:
         valid = result.validation.get("valid")
         console.print(f"submission: {'valid' if valid else 'INVALID'} {result.validation.get('path')}", markup=False)

@@ -1,7 +1,9 @@
 """`offlinepack rehearse KERNEL_DIR`: the kernel replayed here before any upload.
 
 Static checks first (rehearse_static); when none fails, the notebook's cells run in order with a real
-Jupyter kernel in the sandbox (sandbox.py, replay.py), then the submission is validated.
+Jupyter kernel in the sandbox (sandbox.py, replay.py; the kernel-like base environment is copied from a
+cache, base_env.py), then the kernel's offlinepack is checked to be the wheelhouse's (shipped_wheel.py: a
+checkout on the path must not stand in for the wheel) and the submission is validated.
 Exit: 0 ready to push, 1 works with warnings, 2 would fail in the kernel (the first failing check or cell
 is named with its fix).
 """
@@ -37,6 +39,7 @@ from offlinepack.kernel_kit.rehearse_static import (
     model_refs,
     wheels_ref,
 )
+from offlinepack.kernel_kit.shipped_wheel import PROBE_FILE, check_shipped_offlinepack, probe_cell, shipped_wheel
 from offlinepack.kernel_target import Target
 
 
@@ -61,6 +64,7 @@ class Rehearsal:
     work: Path | None
     warnings: tuple[str, ...]
     seconds: dict[str, float] = field(default_factory=dict)
+    shipped: Check | None = None  # after the cells: the kernel ran the wheelhouse's offlinepack (shipped_wheel.py)
 
     @property
     def failure(self) -> tuple[str, str | None] | None:
@@ -75,6 +79,8 @@ class Rehearsal:
                 detail = "; ".join(errors[:3]) or cell.error or "failed"
                 return f"cell {cell.cell} ({cell.first_line}): {detail}", hints[0] if hints else \
                     "run the cell's command yourself in the rehearsal folder to see the whole output"
+        if self.shipped is not None and self.shipped.status == "fail":
+            return f"{self.shipped.name}: {self.shipped.detail}", self.shipped.fix
         if self.cells and self.validation is None:
             return "no submission: the notebook finished without writing /kaggle/working/submission.zip", \
                 "the run cell must write -o /kaggle/working/submission.zip"
@@ -98,6 +104,7 @@ class Rehearsal:
             "status": {0: "ready to push", 1: "works with warnings", 2: "would fail in the kernel"}[self.exit_code],
             "first_failure": failure[0] if failure else None, "fix": failure[1] if failure else None,
             "checks": [c.to_dict() for c in self.checks],
+            "shipped_offlinepack": self.shipped.to_dict() if self.shipped else None,
             "cells": [{"cell": c.cell, "first_line": c.first_line, "status": c.status, "seconds": c.seconds,
                        "tail": list(c.tail), "error": c.error} for c in self.cells],
             "validation": self.validation, "isolation": self.isolation, "python": self.python,
@@ -172,10 +179,15 @@ def _binds(metadata: KernelMetadata, local: LocalSources) -> list[tuple[str, Pat
 
 
 def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local: LocalSources, work: Path,
-              timeout: float, environ: Mapping[str, str]) -> tuple[list[CellResult], str, str, list[str]]:
-    """Lay out the sandbox and replay the notebook there; (cells, isolation, python, warnings)."""
+              timeout: float, environ: Mapping[str, str],
+              seconds: dict[str, float] | None = None) -> tuple[list[CellResult], str, str, list[str]]:
+    """Lay out the sandbox and replay the notebook there; (cells, isolation, python, warnings). `seconds` gets
+    the time of the kernel-like environment (a cached copy or a build) and of the sandbox's whole replay."""
+    seconds = {} if seconds is None else seconds
     warnings: list[str] = []
+    started = time.perf_counter()
     kernel_python = sandbox.make_kernel_python(work, target, environ)
+    seconds["kernel_python"] = round(time.perf_counter() - started, 2)
     warnings += kernel_python.warnings
     jupyter_path = sandbox.make_jupyter_harness(work, kernel_python.executable)
     working = work / "working"
@@ -241,9 +253,14 @@ def run_cells(kernel_dir: Path, metadata: KernelMetadata, target: Target, local:
             isolation += ", no network"
         else:
             warnings.append("network namespaces are not allowed here: the cells ran with the network on")
+    probe_report = work / PROBE_FILE
+    probe_report.unlink(missing_ok=True)  # a report from an earlier rehearsal in this folder says nothing
+    spec["probe"] = probe_cell(probe_report)
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
+    started = time.perf_counter()
     try:
         done = subprocess.run(command, env=process_env, capture_output=True, text=True, timeout=timeout + 300)
+        seconds["sandbox"] = round(time.perf_counter() - started, 2)
     except subprocess.TimeoutExpired:
         return [CellResult(cell=0, first_line="", status="error", seconds=timeout, tail=(),
                            error=f"the rehearsal did not finish in {timeout:.0f} s")], isolation, kernel_python.version, warnings
@@ -283,6 +300,7 @@ def rehearse_kernel(kernel_dir: Path, *, target: Target, datasets: Mapping[str, 
     cells: list[CellResult] = []
     validation = None
     isolation, python, warnings = "not run", None, []
+    shipped = None
     if target.approximate:
         warnings.append(f"the target {target.name} is an approximation: rehearse against a snapshot of the real "
                         "kernel (`python bootstrap.py snapshot -o kernel.json` there) for exact decisions")
@@ -294,8 +312,15 @@ def rehearse_kernel(kernel_dir: Path, *, target: Target, datasets: Mapping[str, 
         work = Path(work) if work else Path(tempfile.mkdtemp(prefix="offlinepack-rehearsal-"))
         work = work.resolve()
         work.mkdir(parents=True, exist_ok=True)
-        cells_list, isolation, python, more = run_cells(kernel_dir, metadata, target, local, work, timeout, environ)
+        cells_list, isolation, python, more = run_cells(kernel_dir, metadata, target, local, work, timeout, environ,
+                                                        seconds)
         cells, warnings = cells_list, warnings + more
+        if cells and all(c.status == "ok" for c in cells):
+            probe_path = work / PROBE_FILE
+            probe = read_json(probe_path) if probe_path.is_file() else None
+            wheels = wheels_ref(notebook)
+            shipped = check_shipped_offlinepack(probe, shipped_wheel(local.folder_of(wheels.partition(":")[0])
+                                                                     if wheels else None))
         zip_path = work / "working" / SUBMISSION_NAME
         if zip_path.is_file():
             from offlinepack.submission import validate_submission
@@ -306,4 +331,4 @@ def rehearse_kernel(kernel_dir: Path, *, target: Target, datasets: Mapping[str, 
     seconds["total"] = round(time.perf_counter() - started, 2)
     return Rehearsal(kernel_dir=kernel_dir, checks=tuple(checks), cells=tuple(cells), validation=validation,
                      isolation=isolation, python=python, work=work if cells else None, warnings=tuple(warnings),
-                     seconds=seconds)
+                     seconds=seconds, shipped=shipped)

@@ -2,9 +2,10 @@
 
     python -m offlinepack.kernel_kit.replay SPEC.json
 
-SPEC: {"notebook", "report", "working", "jupyter_path", "env", "timeout", "rewrite_root"}. Writes
+SPEC: {"notebook", "report", "working", "jupyter_path", "env", "timeout", "rewrite_root", "probe"}. Writes
 REPORT: one entry per code cell (seconds, status ok|error|skipped, the last output lines, the error)
-and stops at the first failing cell, as Kaggle's "Save & Run All" does; the executed notebook (every
+and stops at the first failing cell, as Kaggle's "Save & Run All" does; when every cell passed, runs SPEC's "probe" code in the same
+kernel (not recorded in the notebook); the executed notebook (every
 output) is written beside REPORT as notebook.executed.ipynb.
 """
 
@@ -80,6 +81,15 @@ def replay(spec: dict[str, Any]) -> list[dict[str, Any]]:
             failed = status != "ok"
             results.append({**entry, "status": status, "seconds": round(time.perf_counter() - started, 2),
                             "tail": _tail(cell.get("outputs", [])), "error": error})
+        if not failed and spec.get("probe"):
+            # where the kernel's child Pythons import offlinepack from (shipped_wheel.py); not part of the notebook
+            probe = nbformat.v4.new_code_cell(spec["probe"])
+            notebook.cells.append(probe)
+            try:
+                client.execute_cell(probe, len(notebook.cells) - 1, store_history=False)
+            except (CellExecutionError, CellTimeoutError):
+                pass  # no report: the rehearsal says so
+            notebook.cells.pop()
     # the notebook with its outputs, for a look at everything a cell printed
     nbformat.write(notebook, str(Path(spec["report"]).with_name("notebook.executed.ipynb")))
     return results

@@ -5,6 +5,8 @@
 - Preinstalled packages: for each distribution the target lists, this environment's copy is linked in
   (real imports) when it has one and the Python versions match; otherwise a metadata-only `.dist-info`
   stands in, so bootstrap decides exactly as in the kernel (keep, not install).
+- The venv and the preinstalled folder are copied from a cached base environment (base_env.py), built once per
+  interpreter and preinstalled list: creating a venv with pip takes seconds, copying one a fraction of that.
 - Jupyter: ipykernel and what it needs are linked into a separate folder that only the Jupyter kernel
   process puts on its path (after the kernel's own packages), so the cells' child Pythons see none of it.
 - /kaggle: with user + mount + network namespaces (`unshare -rmn`): a new root where every folder of
@@ -25,10 +27,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from offlinepack.errors import OfflinepackError
+from offlinepack.kernel_kit import base_env
 from offlinepack.kernel_target import Target
 
 HARNESS_ROOTS = ("ipykernel",)
@@ -41,6 +46,7 @@ class KernelPython:
     linked: tuple[str, ...]  # preinstalled distributions linked in from this environment (real imports)
     stubs: tuple[str, ...]  # present as metadata only
     warnings: tuple[str, ...]
+    reused: bool = False  # copied from a cached base environment (base_env.py), not built now
 
 
 def _python_version(executable: str | Path) -> str | None:
@@ -129,34 +135,50 @@ def _host_distributions() -> dict[str, metadata.Distribution]:
 
 
 def make_kernel_python(work: Path, target: Target, environ: Mapping[str, str] = os.environ) -> KernelPython:
-    """work/kernel-python: a venv (with pip, as Kaggle has) whose site-packages sees work/preinstalled."""
+    """work/kernel-python: a venv (with pip, as Kaggle has) whose site-packages sees work/preinstalled;
+    both copied from the cached base environment for this interpreter and preinstalled list (base_env.py)."""
     interpreter, warnings = find_interpreter(target.python_minor, environ)
-    venv_dir = work / "kernel-python"
-    if venv_dir.exists():
-        shutil.rmtree(venv_dir)
-    subprocess.run([str(interpreter), "-m", "venv", str(venv_dir)], check=True, capture_output=True, timeout=300)
-    executable = venv_dir / "bin" / "python"
-    version = _python_version(executable) or "?"
-    same_minor = version.rsplit(".", 1)[0] == f"{sys.version_info[0]}.{sys.version_info[1]}"
-    preinstalled = work / "preinstalled"
-    if preinstalled.exists():
-        shutil.rmtree(preinstalled)
-    preinstalled.mkdir(parents=True)
+    interpreter_version = _python_version(interpreter) or "?"
+    same_minor = interpreter_version.rsplit(".", 1)[0] == f"{sys.version_info[0]}.{sys.version_info[1]}"
     host = _host_distributions() if same_minor else {}
-    real, stubs = [], []
+    real: list[metadata.Distribution] = []
+    stubs: list[tuple[str, str]] = []
     for dist in target.installed:
         mine = host.get(dist.key)
         if mine is not None and canonicalize_name(mine.metadata["Name"]) != "offlinepack":
             real.append(mine)
         else:
-            write_stub(preinstalled, dist.name, dist.version)
-            stubs.append(dist.name)
-    linked = link_distributions(real, preinstalled)
-    site = Path(subprocess.run([str(executable), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    (site / "offlinepack-rehearsal-preinstalled.pth").write_text(f"{preinstalled}\n")
-    return KernelPython(executable=executable, version=version, linked=tuple(linked), stubs=tuple(stubs),
-                        warnings=tuple(warnings))
+            stubs.append((dist.name, dist.version))
+    inputs = {"interpreter": str(Path(interpreter).resolve()), "version": interpreter_version,
+              "preinstalled": sorted(f"{d.name}=={d.version}" for d in target.installed),
+              "linked": sorted(f"{d.metadata['Name']}=={d.version}@{_distribution_root(d)}" for d in real)}
+
+    def build(folder: Path) -> dict[str, Any]:
+        venv_dir = folder / "kernel-python"
+        done = subprocess.run([str(interpreter), "-m", "venv", str(venv_dir)], capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode != 0:  # quiet on success; the tail of its output on failure
+            tail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()][-8:]
+            raise OfflinepackError(f"cannot create the rehearsal's kernel venv: {interpreter} -m venv exited "
+                                   f"{done.returncode}", problems=tail,
+                                   hint="on Debian/Ubuntu the venv module is a separate package (python3.X-venv)")
+        purelib = subprocess.run([str(venv_dir / "bin" / "python"), "-c", "import os, sys, sysconfig; "
+                                  "print(os.path.relpath(sysconfig.get_paths()['purelib'], sys.prefix))"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        preinstalled = folder / "preinstalled"
+        preinstalled.mkdir()
+        for name, version in stubs:
+            write_stub(preinstalled, name, version)
+        linked = link_distributions(real, preinstalled)
+        return {"purelib": str(Path("kernel-python") / purelib), "linked": linked,
+                "stubs": [name for name, _ in stubs]}
+
+    base = base_env.copy_base(work, inputs, build, environ)
+    executable = work / "kernel-python" / "bin" / "python"
+    version = _python_version(executable) or "?"
+    (work / base.info["purelib"] / "offlinepack-rehearsal-preinstalled.pth").write_text(f"{work / 'preinstalled'}\n")
+    return KernelPython(executable=executable, version=version, linked=tuple(base.info["linked"]),
+                        stubs=tuple(base.info["stubs"]), warnings=tuple(warnings), reused=base.reused)
 
 
 def _closure(roots: Sequence[str], host: Mapping[str, metadata.Distribution]) -> list[metadata.Distribution]:
