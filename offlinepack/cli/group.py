@@ -1,0 +1,210 @@
+"""The root command group: commands imported only when run, plain help text, one error style.
+
+Why not Typer's defaults: importing every command module (and through them rich.progress, the lock and
+wheelhouse stages) made `offlinepack --version` cost 0.3-0.6 s; rich help read bracketed defaults such as
+`[auto]` as markup and dropped them; boxed usage errors wrapped at the terminal width. Here help is click's
+plain layout (defaults kept, wrapped at the width), flags show plain metavars (`--jobs INT`, usage
+`build [OPTIONS] LOCK`), and usage errors read like every other error: `error:` then `hint:`, exit 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import typer
+import typer.core
+import typer.main
+
+from offlinepack import exit_codes
+
+try:  # typer >= 0.22 vendors click as typer._click; older ones use click itself
+    from typer import _click as click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    import click  # type: ignore[no-redef]
+
+# typer's type labels (`<list[str]>`, `<int range>`) as the plain metavars click users know
+_METAVARS = {"str": "TEXT", "int": "INT", "float": "FLOAT", "file": "FILE", "dir": "DIR", "path": "PATH"}
+
+
+def plain_metavar(typer_label: str) -> str:
+    """'<list[str]>' -> 'TEXT', '<int range>' -> 'INT', '<dir>' -> 'DIR', '<a|b>' -> 'a|b'."""
+    label = typer_label.strip("<>")
+    if label.startswith("list[") and label.endswith("]"):
+        label = label[len("list["):-1]
+    label = label.removesuffix(" range")
+    if "|" in label:  # choices are typed as they are shown
+        return label
+    return _METAVARS.get(label, label.upper())
+
+
+class PlainArgument(typer.core.TyperArgument):
+    """`LOCK` in the usage line and the help, not `{lock}` and `lock <file>`."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or (self.name or "").upper()
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+
+class PlainOption(typer.core.TyperOption):
+    """`--jobs INT`, `--model TEXT`, `--force`: no `<bool>` or `<list[Path]>` tags."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        return plain_metavar(str(self.display_type(ctx)))
+
+
+class PlainGroup(typer.core.TyperGroup):
+    """Lists subcommands with their whole one-line help (click cuts it at 45 characters with '...')."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def make_plain(command: Any) -> Any:
+    """Plain help for a command and, for a group, all its subcommands (set on the objects typer built)."""
+    command.rich_markup_mode = None
+    for param in command.params:
+        if type(param) is typer.core.TyperArgument:
+            param.__class__ = PlainArgument
+        elif type(param) is typer.core.TyperOption:
+            param.__class__ = PlainOption
+    if type(command) is typer.core.TyperGroup:
+        command.__class__ = PlainGroup
+    for sub in getattr(command, "commands", {}).values():
+        make_plain(sub)
+    return command
+
+
+def load_command(name: str, target: str) -> Any:
+    """'offlinepack.cli.build:build' -> the click command for it; a `typer.Typer` becomes a group."""
+    module_name, _, attribute = target.partition(":")
+    obj = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(obj, typer.Typer):
+        obj.rich_markup_mode = None
+        command = typer.main.get_group(obj)
+    else:
+        single = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+        single.command(name)(obj)
+        command = typer.main.get_command(single)
+    command.name = name
+    return make_plain(command)
+
+
+def _usage_error(error: Any, ctx: Any = None) -> typer.Exit:
+    """A click error as `error:`/`hint:` lines on stderr (exit 2); a bare group prints its help (exit 0)."""
+    if getattr(error, "ctx", None) is not None:
+        ctx, path = error.ctx, error.ctx.command_path
+    else:  # an option's own parse error carries no context: name the subcommand being parsed
+        path = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand])) if ctx else "offlinepack"
+    if isinstance(error, click.exceptions.NoArgsIsHelpError) and ctx is not None:
+        typer.echo(ctx.get_help())
+        return typer.Exit(exit_codes.OK)
+    typer.echo(f"error: {error.format_message()}", err=True)
+    typer.echo(f"hint: run `{path} --help` for the usage and every option", err=True)
+    return typer.Exit(exit_codes.FAILED)
+
+
+class LazyGroup(PlainGroup):
+    """The root group: `commands` maps a name to ("module:attribute", one-line help) and a command's module is
+    imported only when that command runs or shows its own help. `offlinepack --help` reads the table."""
+
+    table: Mapping[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.table)
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in self.table:
+            return None
+        if name not in self.commands:
+            self.commands[name] = load_command(name, self.table[name][0])
+        return self.commands[name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.UsageError as error:
+            close = difflib.get_close_matches(args[0], list(self.table)) if args else []
+            if close and "Did you mean" not in error.message:
+                error.message = f"{error.message.rstrip('.')}. Did you mean {', '.join(map(repr, close))}?"
+            raise
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in self.table.items()])
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.UsageError as error:
+            raise _usage_error(error) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.ClickException as error:  # a subcommand's arguments, a file that cannot be opened
+            raise _usage_error(error, ctx) from None
+
+
+def with_table(table: Mapping[str, tuple[str, str]]) -> type[LazyGroup]:
+    """A LazyGroup class bound to `table` (typer instantiates the class itself)."""
+    return type("OfflinepackGroup", (LazyGroup,), {"table": dict(table), "__module__": __name__})
+
+
+def stdout_survives_closed_pipe() -> None:
+    """`offlinepack doctor | head -1`: once the reader is gone, further output is dropped (stdout pointed at
+    os.devnull) so the command finishes and exits with its own code, not 1 from a BrokenPipeError."""
+    stream = sys.stdout
+    if stream is None or isinstance(stream, _PipeSafe):
+        return
+    sys.stdout = _PipeSafe(stream)
+
+
+class _PipeSafe:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _drop_the_rest(self) -> None:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop_the_rest()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop_the_rest()
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
