@@ -16,7 +16,7 @@ from offlinepack.cli.group import load_command, plain_metavar
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
-NOT_COMMANDS = {"app", "group", "output", "options"}
+NOT_COMMANDS = {"app", "group", "output", "options", "progress"}
 
 
 def _flat(text: str) -> str:

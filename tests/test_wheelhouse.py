@@ -220,7 +220,8 @@ def test_output_exists_is_refused_then_replaced_with_force(project: dict, self_w
     (out / "offlinepack.json").write_text('{"format": "offlinepack-wheelhouse", "version": 1}')  # an older build
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel))
-    assert any("already exists" in p and "--force" in p for p in caught.value.problems)
+    # the folder heads the error, not the lock (a rebuild without --force)
+    assert caught.value.message.startswith(f"output {out} already exists") and "--force" in caught.value.hint
     assert (out / "stale.whl").exists()
     result = build_wheelhouse(options(project, self_wheel, force=True))
     assert result.replaced and not (out / "stale.whl").exists() and (out / "offlinepack.json").is_file()
