@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,7 @@ def test_help_is_plain_text_with_defaults_and_plain_metavars(command: list[str])
     assert "<bool>" not in text and "<list[" not in text and "<str>" not in text and "<int" not in text
     assert not any(ch in text for ch in "╭│╰")
     assert max(len(line) for line in text.splitlines()) <= 80
+    assert not re.search(r"\w-\n", text), "a flag or name cut at a hyphen across two lines"
 
 
 def test_help_keeps_bracketed_defaults() -> None:

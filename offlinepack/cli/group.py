@@ -26,6 +26,27 @@ try:  # typer >= 0.22 vendors click as typer._click; older ones use click itself
 except ImportError:  # pragma: no cover - depends on the installed typer
     import click  # type: ignore[no-redef]
 
+
+def _keep_hyphenated_words_whole() -> None:
+    """Help text must not break `--save-probabilities` or `offlinepack-runs.jsonl` at a hyphen: a flag or file
+    name cut across two lines cannot be copied. click's wrap_text looks its TextWrapper up at each call."""
+    textwrap_module = importlib.import_module(f"{click.__name__}._textwrap")
+    base = textwrap_module.TextWrapper
+    if getattr(base, "keeps_hyphens", False):
+        return
+
+    class WholeWordWrapper(base):  # type: ignore[misc, valid-type]
+        keeps_hyphens = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["break_on_hyphens"] = False
+            super().__init__(*args, **kwargs)
+
+    textwrap_module.TextWrapper = WholeWordWrapper
+
+
+_keep_hyphenated_words_whole()
+
 # typer's type labels (`<list[str]>`, `<int range>`) as the plain metavars click users know
 _METAVARS = {"str": "TEXT", "int": "INT", "float": "FLOAT", "file": "FILE", "dir": "DIR", "path": "PATH"}
 
