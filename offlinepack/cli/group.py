@@ -21,7 +21,7 @@ import typer.main
 
 from offlinepack import exit_codes
 
-try:  # typer >= 0.22 vendors click as typer._click; older ones use click itself
+try:  # typer 0.27+ vendors click as typer._click; older releases use click itself
     from typer import _click as click
 except ImportError:  # pragma: no cover - depends on the installed typer
     import click  # type: ignore[no-redef]
@@ -47,43 +47,61 @@ def _keep_hyphenated_words_whole() -> None:
 
 _keep_hyphenated_words_whole()
 
-# typer's type labels (`<list[str]>`, `<int range>`) as the plain metavars click users know
-_METAVARS = {"str": "TEXT", "int": "INT", "float": "FLOAT", "file": "FILE", "dir": "DIR", "path": "PATH"}
+# type labels as typer or click write them (`<list[str]>`, `<int range>`, `DIRECTORY`, `INTEGER RANGE`) -> the
+# plain metavars click users know
+_METAVARS = {"str": "TEXT", "text": "TEXT", "int": "INT", "integer": "INT", "float": "FLOAT", "file": "FILE",
+             "filename": "FILE", "dir": "DIR", "directory": "DIR", "path": "PATH"}
 
 
-def plain_metavar(typer_label: str) -> str:
-    """'<list[str]>' -> 'TEXT', '<int range>' -> 'INT', '<dir>' -> 'DIR', '<a|b>' -> 'a|b'."""
-    label = typer_label.strip("<>")
-    if label.startswith("list[") and label.endswith("]"):
+def plain_metavar(label: str) -> str:
+    """'<list[str]>' -> 'TEXT', '<int range>' -> 'INT', 'DIRECTORY' -> 'DIR', '<a|b>' -> 'a|b'."""
+    label = label.strip("<> ")
+    if label.lower().startswith("list[") and label.endswith("]"):
         label = label[len("list["):-1]
-    label = label.removesuffix(" range")
+    label = label.removesuffix(" range").removesuffix(" RANGE")
     if "|" in label:  # choices are typed as they are shown
         return label
-    return _METAVARS.get(label, label.upper())
+    return _METAVARS.get(label.lower(), label.upper())
 
 
+# The methods below are where typer 0.24 (click), 0.27 and 0.29 (vendored click) build a parameter's name in
+# the usage line and the help: a kernel runs whichever typer its image has (0.24 and 0.27 on Kaggle's).
 class PlainArgument(typer.core.TyperArgument):
-    """`LOCK` in the usage line and the help, not `{lock}` and `lock <file>`."""
+    """`LOCK` in the usage line and the help, not `{lock}`, `lock <file>` or `lock:FILE`."""
 
     @property
-    def display_name_raw(self) -> str:
+    def display_name_raw(self) -> str:  # typer 0.29: error messages and the help's name column
+        return self._plain_name()
+
+    def _plain_name(self) -> str:
         return self.metavar or (self.name or "").upper()
 
     def display_type_rich(self, ctx: Any) -> str | None:
         return None
 
     def _usage_display_name(self) -> str:
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        name = self._plain_name() if self.required else f"[{self._plain_name()}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+    def make_metavar(self, *args: Any, usage: bool = False, **kwargs: Any) -> str:  # typer 0.24-0.28
+        name = self._plain_name()
+        if usage and not self.required:
+            name = f"[{name}]"
         return f"{name}..." if self.nargs != 1 else name
 
 
 class PlainOption(typer.core.TyperOption):
     """`--jobs INT`, `--model TEXT`, `--force`: no `<bool>` or `<list[Path]>` tags."""
 
-    def display_type_rich(self, ctx: Any) -> str | None:
+    def display_type_rich(self, ctx: Any) -> str | None:  # typer 0.29
         if self.metavar is not None:
             return self.metavar
         return plain_metavar(str(self.display_type(ctx)))
+
+    def make_metavar(self, *args: Any, **kwargs: Any) -> str:  # typer 0.24-0.28
+        if self.metavar is not None:
+            return self.metavar
+        return plain_metavar(super().make_metavar(*args, **kwargs))
 
 
 class PlainGroup(typer.core.TyperGroup):
@@ -130,13 +148,17 @@ def load_command(name: str, target: str) -> Any:
     return make_plain(command)
 
 
+# click >= 8.2 (and typer's vendored copies) raise this for a bare group; older ones print the help themselves
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _usage_error(error: Any, ctx: Any = None) -> typer.Exit:
     """A click error as `error:`/`hint:` lines on stderr (exit 2); a bare group prints its help (exit 0)."""
     if getattr(error, "ctx", None) is not None:
         ctx, path = error.ctx, error.ctx.command_path
     else:  # an option's own parse error carries no context: name the subcommand being parsed
         path = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand])) if ctx else "offlinepack"
-    if isinstance(error, click.exceptions.NoArgsIsHelpError) and ctx is not None:
+    if isinstance(error, _NO_ARGS_IS_HELP) and ctx is not None:
         typer.echo(ctx.get_help())
         return typer.Exit(exit_codes.OK)
     typer.echo(f"error: {error.format_message()}", err=True)
