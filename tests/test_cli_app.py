@@ -128,7 +128,8 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.startswith("offlinepack ")
 
 
-@pytest.mark.parametrize(("args", "code"), [(["targets"], 0), (["targets", "--json"], 0), (["--help"], 0)])
+@pytest.mark.parametrize(("args", "code"), [(["targets"], 0), (["targets", "--json"], 0), (["--help"], 0),
+                                            (["build", "missing.toml"], 2)])
 def test_a_closed_stdout_pipe_keeps_the_commands_exit_code(args: list[str], code: int) -> None:
     """`offlinepack doctor | head -1`: the reader leaves early; the exit code must still be the command's."""
     proc = subprocess.Popen([sys.executable, "-m", "offlinepack", *args], cwd=REPO, stdout=subprocess.PIPE,
@@ -137,3 +138,11 @@ def test_a_closed_stdout_pipe_keeps_the_commands_exit_code(args: list[str], code
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == code, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_a_closed_pipe_for_both_streams_keeps_the_exit_code() -> None:
+    """`offlinepack build missing.toml 2>&1 | head -0`: the error lines go nowhere, the code is still 2."""
+    proc = subprocess.Popen([sys.executable, "-m", "offlinepack", "build", "missing.toml"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from offlinepack import __version__
-from offlinepack.cli.group import stdout_survives_closed_pipe, with_table
+from offlinepack.cli.group import output_survives_closed_pipe, with_table
 
 # name -> ("module:attribute", one-line help for `offlinepack --help`). The help is each command's own first
 # sentence, repeated here so listing the commands imports none of them (tests/test_cli_app.py keeps both equal).
@@ -74,5 +74,5 @@ def _root(
 
 
 def main() -> None:
-    stdout_survives_closed_pipe()
+    output_survives_closed_pipe()
     app()

@@ -213,13 +213,14 @@ def with_table(table: Mapping[str, tuple[str, str]]) -> type[LazyGroup]:
     return type("OfflinepackGroup", (LazyGroup,), {"table": dict(table), "__module__": __name__})
 
 
-def stdout_survives_closed_pipe() -> None:
-    """`offlinepack doctor | head -1`: once the reader is gone, further output is dropped (stdout pointed at
-    os.devnull) so the command finishes and exits with its own code, not 1 from a BrokenPipeError."""
-    stream = sys.stdout
-    if stream is None or isinstance(stream, _PipeSafe):
-        return
-    sys.stdout = _PipeSafe(stream)
+def output_survives_closed_pipe() -> None:
+    """`offlinepack doctor | head -1` (or `2>&1 | head -1`): once the reader is gone, further output is dropped
+    (the stream's file descriptor pointed at os.devnull) so the command finishes and exits with its own code,
+    not 1 from a BrokenPipeError."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _PipeSafe):
+            setattr(sys, name, _PipeSafe(stream))
 
 
 class _PipeSafe:
