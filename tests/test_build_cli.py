@@ -56,7 +56,7 @@ def test_build_prints_size_table_and_next_step(setup: dict) -> None:
     assert f"next: kaggle datasets create -p {setup['out']}" in result.stdout
     assert "2 file(s) downloaded" in result.stdout and "1 built from sdist (beta-pkg)" in result.stdout
     # not a terminal (a log): one plain line per file instead of bars
-    assert "built a wheel from beta-pkg-2.0.tar.gz in " in result.stderr
+    assert "built a wheel from beta_pkg-2.0.tar.gz in " in result.stderr
     assert any(line.startswith("fetched alpha-1.0-") and "MiB) in " in line for line in result.stderr.splitlines())
     meta = json.loads((setup["out"] / "dataset-metadata.json").read_text())
     assert meta == {"title": "Vesuvius wheels", "id": "alice/wheels", "licenses": [{"name": "CC0-1.0"}]}
