@@ -146,3 +146,19 @@ def test_a_closed_pipe_for_both_streams_keeps_the_exit_code() -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     proc.stdout.close()
     assert proc.wait(timeout=60) == 2
+
+
+def test_targets_loads_only_what_it_shows() -> None:
+    """`offlinepack targets` is a start-up figure too: no pydantic (typer converts flags through it), no progress
+    bars, no lock or wheelhouse stage."""
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from offlinepack.cli.app import app\n"
+            "assert CliRunner().invoke(app, ['targets']).exit_code == 0\n"
+            "print('\\n'.join(sorted(sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    loaded = set(result.stdout.split())
+    assert "offlinepack.cli.targets" in loaded and "offlinepack.kernel_target" in loaded
+    unwanted = {"pydantic", "rich.progress", "numpy", "torch", "importlib.metadata", "offlinepack.lock",
+                "offlinepack.wheelhouse", "offlinepack.cli.build", "offlinepack.cli.run"}
+    assert sorted(loaded & unwanted) == []

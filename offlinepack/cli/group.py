@@ -103,9 +103,33 @@ class PlainOption(typer.core.TyperOption):
             return self.metavar
         return plain_metavar(super().make_metavar(*args, **kwargs))
 
+    def get_runtime_param(self) -> Any:  # typer 0.29 converts every value through pydantic
+        if getattr(self, "_runtime_param", None) is None and self.type_descriptor.annotation is bool:
+            # a flag's value is already True, False or None: skipping pydantic's import (0.1 s) keeps
+            # `offlinepack targets` and every `--help` fast
+            from typer._coercion import PassThroughRuntimeParam
+
+            self._runtime_param = PassThroughRuntimeParam(parameter_info=self.type_descriptor.parameter_info,
+                                                          annotation=bool)
+        return super().get_runtime_param()
+
+
+def _plain_help_option(option: Any) -> Any:
+    if type(option) is typer.core.TyperOption:
+        option.__class__ = PlainOption
+    return option
+
+
+class PlainCommand(typer.core.TyperCommand):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
+
 
 class PlainGroup(typer.core.TyperGroup):
     """Lists subcommands with their whole one-line help (click cuts it at 45 characters with '...')."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = []
@@ -128,6 +152,8 @@ def make_plain(command: Any) -> Any:
             param.__class__ = PlainOption
     if type(command) is typer.core.TyperGroup:
         command.__class__ = PlainGroup
+    elif type(command) is typer.core.TyperCommand:
+        command.__class__ = PlainCommand
     for sub in getattr(command, "commands", {}).values():
         make_plain(sub)
     return command
