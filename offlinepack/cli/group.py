@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -250,12 +251,12 @@ def output_survives_closed_pipe() -> None:
 
 
 class _PipeSafe:
+    """A text stream that turns into os.devnull at its first BrokenPipeError instead of raising it."""
+
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def _drop_the_rest(self) -> None:
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, self._stream.fileno())
