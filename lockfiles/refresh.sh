@@ -2,7 +2,7 @@
 # Re-lock the reference requirements for the built-in kaggle-gpu target against the public index.
 # Only index pages and metadata are fetched (the kernel's torch/CUDA stack is held, never downloaded).
 #   bash lockfiles/refresh.sh                   # kaggle-gpu
-#   TARGET=kaggle.json bash lockfiles/refresh.sh  # a snapshot taken in the kernel
+#   TARGET=kernel.json bash lockfiles/refresh.sh  # a snapshot taken in the kernel
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"

@@ -31,8 +31,8 @@ GLIBC = (2, 35)  # Ubuntu 22.04 (os-info-gpu.txt)
 
 SNAPSHOT_HINT = (
     "Approximate: Colab's published GPU-runtime pip freeze ({freeze}) plus the exact pins Kaggle's image recipe adds "
-    "on top; the real kernel may differ. For an exact target, run `python bootstrap.py snapshot -o kaggle.json` "
-    "inside the kernel (internet off is fine), download kaggle.json, and pass `--target kaggle.json`."
+    "on top; the real kernel may differ. For an exact target, run `python bootstrap.py snapshot -o kernel.json` "
+    "inside the kernel (internet off is fine), download kernel.json, and pass `--target kernel.json`."
 )
 
 

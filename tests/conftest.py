@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-# Typer boxes usage errors at the terminal's width: a long tmp path would wrap mid-phrase and
-# break message asserts depending on where pytest puts its folders. Set before typer is imported.
-os.environ.setdefault("TERMINAL_WIDTH", "4000")
+# One fixed, wide width for every CLI text a test reads (help, tables, uv's messages), whatever the terminal
+# running pytest or a CI's COLUMNS says: a long tmp path must not wrap mid-phrase. Set before rich and typer are
+# imported (rich reads COLUMNS once per Console). Tests of narrow output pass their own COLUMNS to the command.
+os.environ["COLUMNS"] = "200"
+os.environ["TERMINAL_WIDTH"] = "200"
 
 import pytest
 

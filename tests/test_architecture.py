@@ -12,7 +12,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "offlinepack"
 # cli modules that are not commands: the app that registers them all, and shared helpers
-CLI_HELPERS = {"offlinepack.cli", "offlinepack.cli.app", "offlinepack.cli.output", "offlinepack.cli.options"}
+CLI_HELPERS = {"offlinepack.cli", "offlinepack.cli.app", "offlinepack.cli.group", "offlinepack.cli.output",
+               "offlinepack.cli.progress",
+               "offlinepack.cli.options"}
 PACKAGING = ("offlinepack.kernel_target", "offlinepack.lock", "offlinepack.wheelhouse", "offlinepack.pylock")
 RUN_SIDE = ("offlinepack.run", "offlinepack.inference", "offlinepack.models", "offlinepack.post",
             "offlinepack.submission", "offlinepack.volumes", "offlinepack.ledger", "offlinepack.demo",

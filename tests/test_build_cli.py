@@ -55,6 +55,9 @@ def test_build_prints_size_table_and_next_step(setup: dict) -> None:
     assert "largest: offlinepack" in result.stdout
     assert f"next: kaggle datasets create -p {setup['out']}" in result.stdout
     assert "2 file(s) downloaded" in result.stdout and "1 built from sdist (beta-pkg)" in result.stdout
+    # not a terminal (a log): one plain line per file instead of bars
+    assert "built a wheel from beta_pkg-2.0.tar.gz in " in result.stderr
+    assert any(line.startswith("fetched alpha-1.0-") and "MiB) in " in line for line in result.stderr.splitlines())
     meta = json.loads((setup["out"] / "dataset-metadata.json").read_text())
     assert meta == {"title": "Vesuvius wheels", "id": "alice/wheels", "licenses": [{"name": "CC0-1.0"}]}
     manifest = json.loads((setup["out"] / "offlinepack.json").read_text())
@@ -153,3 +156,17 @@ def test_index_url_option_finds_portable_lock_files(tmp_path: Path, local_index:
     result = invoke(lock, "--target", target, "-o", tmp_path / "out", "--index-url", local_index.url, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["downloaded"] == [wheel.name] and "/simple/alpha/" in local_index.requests
+
+
+def test_rebuild_without_force_blames_the_output_folder_then_force_reuses_the_built_sdist(setup: dict) -> None:
+    args = [setup["lock"], "--target", setup["target"], "-o", setup["out"], "--dataset-id", "alice/wheels"]
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 2
+    lines = again.stderr.splitlines()
+    assert lines[0] == (f"error: output {setup['out']} already exists (pass --force to replace it once the new one "
+                        "is complete)")
+    assert lines[1].startswith("hint: pass --force to rebuild") and len(lines) == 2
+    forced = invoke(*args, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "0 file(s) downloaded" in forced.stdout and "1 sdist wheel(s) reused from the cache" in forced.stdout

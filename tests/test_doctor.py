@@ -226,3 +226,16 @@ def test_a_damaged_manifest_fails_with_each_problem_and_its_field_path(tmp_path)
     assert wheelhouse.status == "fail"
     assert "target.tags[0]: expected a string" in wheelhouse.detail, wheelhouse.detail
     assert "packages[0].name: expected a string" in wheelhouse.detail, wheelhouse.detail
+
+
+def test_package_statuses_are_explained_beside_their_counts(tmp_path):
+    """`1 provided-missing` alone says nothing: the packages line says what each non-obvious status means."""
+    root = tmp_path / "kaggle"
+    (root / "working").mkdir(parents=True)
+    write_wheelhouse(root / "input" / "wheels", [{"wheel": make_wheel(tmp_path / "src", "numpy", NUMPY)}],
+                     provided=[{"name": "zzprovided", "version": "1.0"}], python_version=platform.python_version())
+    result = CliRunner().invoke(app, ["doctor", "--kaggle-root", str(root), "--output-dir", str(root / "working")])
+    line = next(l for l in result.stdout.splitlines() if l.startswith("✗ packages:"))
+    assert "1 provided-missing" in line and "1 satisfied" in line
+    assert "provided-missing = left to the kernel image (not in the wheelhouse), but the kernel does not have it" in line
+    assert any(l.startswith("✗ package zzprovided:") for l in result.stdout.splitlines())

@@ -29,7 +29,7 @@ def test_builtin_kaggle_gpu_is_cpython_312_on_glibc_235():
     target = resolve_target("kaggle-gpu")
     assert (target.implementation, target.python_minor, target.libc, target.libc_version) == (
         "cpython", "3.12", "glibc", "2.35")
-    assert target.approximate and "bootstrap.py snapshot -o kaggle.json" in target.description
+    assert target.approximate and "bootstrap.py snapshot -o kernel.json" in target.description
     assert target.markers["python_version"] == "3.12" and target.markers["sys_platform"] == "linux"
     assert "cp312-cp312-manylinux_2_35_x86_64" in target.tags
     assert not any("manylinux_2_36" in tag for tag in target.tags)
@@ -187,7 +187,7 @@ def test_cli_targets_json():
 def test_cli_targets_table_says_how_to_snapshot():
     result = runner.invoke(app, ["targets"])
     assert result.exit_code == 0
-    assert "kaggle-gpu" in result.stdout and "bootstrap.py snapshot -o kaggle.json" in result.stdout
+    assert "kaggle-gpu" in result.stdout and "bootstrap.py snapshot -o kernel.json" in result.stdout
     # every name whole, as it is typed after --target, on an 80-column console
     assert all(f"│ {name} " in result.stdout for name in builtin_names()), result.stdout
 

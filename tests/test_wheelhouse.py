@@ -220,7 +220,8 @@ def test_output_exists_is_refused_then_replaced_with_force(project: dict, self_w
     (out / "offlinepack.json").write_text('{"format": "offlinepack-wheelhouse", "version": 1}')  # an older build
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel))
-    assert any("already exists" in p and "--force" in p for p in caught.value.problems)
+    # the folder heads the error, not the lock (a rebuild without --force)
+    assert caught.value.message.startswith(f"output {out} already exists") and "--force" in caught.value.hint
     assert (out / "stale.whl").exists()
     result = build_wheelhouse(options(project, self_wheel, force=True))
     assert result.replaced and not (out / "stale.whl").exists() and (out / "offlinepack.json").is_file()
@@ -234,7 +235,7 @@ def test_force_never_deletes_a_folder_that_is_not_a_wheelhouse(project: dict, se
     (out / "notes.txt").write_text("precious")
     with pytest.raises(OfflinepackError) as caught:
         build_wheelhouse(options(project, self_wheel, force=True))
-    assert caught.value.problems == (
+    assert caught.value.lines() == (  # the folder heads the error, alone: the lock is fine
         f"output {out} is not a wheelhouse (no offlinepack.json) and not empty; --force only replaces a folder "
         "`offlinepack build` wrote: pick another -o, or empty it yourself",)
     assert (out / "notes.txt").read_text() == "precious" and project["index"].requests == []

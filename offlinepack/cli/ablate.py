@@ -29,7 +29,9 @@ def ablate(
     ledger: Annotated[Optional[Path], typer.Option("--ledger", help="Record the ablation here [offlinepack-runs.jsonl in the cwd].", dir_okay=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Run each model once (maps saved, reused when the model files match), then score the full ensemble
+    """Measure what each model of an ensemble adds: leave-one-out scores, time shares, the best subset.
+
+    Runs each model once (maps saved, reused when the model files match), then scores the full ensemble
     and each leave-one-out with the same post-processing: each model's contribution with a bootstrap 95 %
     interval over volumes, its share of inference time, and the best subset under a time budget."""
     from offlinepack.calibrate import open_pool

@@ -10,34 +10,13 @@ import typer
 from rich.table import Table
 
 from offlinepack.cli.output import console, err_console, print_json, reports_errors, with_other_problems
+from offlinepack.cli.progress import FileProgress
 from offlinepack.errors import OfflinepackError
 from offlinepack.kernel_target import resolve_target
 from offlinepack.pylock import read_lock
 from offlinepack.units import format_size
 from offlinepack.wheelhouse import BuildOptions, BuildResult, build_wheelhouse
-from offlinepack.wheelhouse import Progress as BuildProgress
 from offlinepack.wheelhouse.dataset import dataset_metadata
-
-
-class _Bars:
-    """Turns the library's progress events into rich bars (one per file), on stderr."""
-
-    def __init__(self, enabled: bool) -> None:
-        # imported here: every command module is imported at start-up, and rich.progress is slow to import
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-                                 TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled)
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, event: BuildProgress) -> None:
-        key = f"{event.stage}:{event.filename}"
-        if key not in self.tasks:
-            label = "building" if event.stage == "build" else "fetching"
-            self.tasks[key] = self.progress.add_task(f"{label} {event.filename}", total=event.total)
-        self.progress.update(self.tasks[key], completed=event.done, total=event.total)
-        if event.finished:
-            self.progress.remove_task(self.tasks.pop(key))  # type: ignore[arg-type]
 
 
 def _report(result: BuildResult) -> None:
@@ -54,7 +33,12 @@ def _report(result: BuildResult) -> None:
     table.add_row("total", f"{len(result.size.rows)} packages", format_size(result.size.total), "")
     console.print(table)
     fetched = f"{len(result.downloaded)} file(s) downloaded ({format_size(result.downloaded_bytes)})"
+    sdists = sum(1 for f in result.files if f.origin == "built")
     built = f", {len(result.built)} built from sdist ({', '.join(result.built)})" if result.built else ""
+    if sdists > len(result.built):
+        built += f", {sdists - len(result.built)} sdist wheel(s) reused from the cache"
+    elif not sdists:
+        built += ", no sdists to build"
     console.print(f"largest: {result.size.largest}; {fetched}{built}; {result.seconds:.2f} s", markup=False)
     if result.skipped:
         console.print(f"not for this target (marker false): {', '.join(result.skipped)}", markup=False)
@@ -73,8 +57,9 @@ def build(
                                                    "(default: $KAGGLE_USERNAME/<folder name>).")] = None,
     title: Annotated[str | None, typer.Option("--title", help="Dataset title, 6-50 characters.")] = None,
     license: Annotated[str, typer.Option("--license", help="Dataset license (exactly one).")] = "CC0-1.0",
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", file_okay=False, help="Download cache "
-                                                   "(default: $OFFLINEPACK_CACHE or ~/.cache/offlinepack).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", file_okay=False, help="Download cache (default: "
+                                                   "$OFFLINEPACK_CACHE, else $XDG_CACHE_HOME/offlinepack, else "
+                                                   "~/.cache/offlinepack).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder (only once the new "
                                         "one is complete, and only an empty one or a wheelhouse built before)."
                                         )] = False,
@@ -95,9 +80,8 @@ def build(
     options = BuildOptions(lock=lock, target=resolved, output=output, dataset_id=dataset_id,
                            title=title, license=license, cache_dir=cache_dir, force=force, jobs=jobs,
                            index_urls=(index_url,) if index_url else None, environ=dict(os.environ))
-    bars = _Bars(enabled=not as_json and err_console.is_terminal)
-    with bars.progress:
-        result = build_wheelhouse(options, progress=bars)
+    with FileProgress(err_console, enabled=not as_json) as progress:
+        result = build_wheelhouse(options, progress=progress)
     if as_json:
         print_json(result.to_dict())
     else:

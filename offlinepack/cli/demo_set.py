@@ -13,8 +13,8 @@ from offlinepack.cli.output import console, reports_errors
 @reports_errors
 def demo_set(
     folder: Annotated[Path, typer.Argument(help="Where to write train_images/ and train_labels/.", file_okay=False)],
-    count: Annotated[int, typer.Option("--count", help="Volumes [6].", min=2)] = 6,
-    size: Annotated[int, typer.Option("--size", help="Edge of each cubic volume [64].", min=16)] = 64,
+    count: Annotated[int, typer.Option("--count", help="How many volumes.", min=2)] = 6,
+    size: Annotated[int, typer.Option("--size", help="Edge of each cubic volume, in voxels.", min=16)] = 64,
 ) -> None:
     """Write a labelled synthetic set (seeded, same every time) for the demo model."""
     from offlinepack.demo.labelled import write_labelled_set

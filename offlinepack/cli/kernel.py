@@ -34,7 +34,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing kernel folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """kernel-metadata.json in the Kaggle CLI's format (internet off, every source listed) and notebook.ipynb:
+    """Write kernel-metadata.json and notebook.ipynb, the folder `kaggle kernels push` takes.
+
+    kernel-metadata.json in the Kaggle CLI's format (internet off, every source listed) and notebook.ipynb:
     install, doctor, run, validate, the ledger record. Names Kaggle enforces are checked here."""
     from offlinepack.kernel_kit.kernel_init import init_kernel
 

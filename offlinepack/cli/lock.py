@@ -66,7 +66,7 @@ def lock(
         err_console.print(f"warning: {warning}", markup=False)
     if resolved.approximate:
         err_console.print(f"note: target {resolved.name} is approximate; for exact versions snapshot the kernel "
-                          "(`python bootstrap.py snapshot -o kaggle.json`) and pass --target kaggle.json",
+                          "(`python bootstrap.py snapshot -o kernel.json`) and pass --target kernel.json",
                           markup=False)
     for package in result.packages:
         extra = " (optional)" if package.name in result.optional else ""

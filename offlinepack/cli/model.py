@@ -32,7 +32,9 @@ def pack(
                                         "complete).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Copy only what `offlinepack run` loads, strip optimizer and training state from checkpoints, load each
+    """Pack trained models into a Kaggle dataset folder, each checked on CPU.
+
+    Copy only what `offlinepack run` loads, strip optimizer and training state from checkpoints, load each
     model once on CPU with a small forward pass, and write dataset-metadata.json + a sha256 manifest."""
     from offlinepack.kernel_kit.model_pack import pack_models
 

@@ -31,10 +31,13 @@ def rehearse(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per cell.")] = 1800,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Static checks (wheels for the target, bootstrap's plan, every Requires-Dist, attached sources, paths,
-    models), then the notebook's cells in order with a real Jupyter kernel, offline, under /kaggle as Kaggle
-    lays it out, a check that the kernel ran the wheelhouse's offlinepack, and the submission's validation.
-    Exit 0 ready, 1 warnings, 2 would fail."""
+    """Rehearse the kernel offline under a local /kaggle layout: static checks, then the notebook's cells
+    with a real Jupyter kernel.
+
+    The static checks cover the wheels for the target, bootstrap's plan, every Requires-Dist, the attached
+    sources, paths and models; then the cells run in order, offline, under /kaggle as Kaggle lays it out,
+    the kernel's offlinepack is checked to be the wheelhouse's, and the submission is validated. Exit 0
+    ready, 1 warnings, 2 would fail."""
     from offlinepack.kernel_kit.rehearse import parse_dataset_args, rehearse_kernel
     from offlinepack.kernel_target import resolve_target
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from offlinepack import exit_codes, kaggle
 from offlinepack.cli.output import console, err_console, print_json, reports_errors
 from offlinepack.cli.options import split_values
+from offlinepack.cli.progress import volume_bar, volume_description
 from offlinepack.errors import OfflinepackError
 
 
@@ -34,16 +34,23 @@ class _Renderer:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.bar: Progress | None = None
+        self.bar = None
         self.task = None
         self.started = time.monotonic()
         self.computed = 0  # volumes finished in this run (reused ones say nothing about speed)
 
-    def _eta(self, done: int, total: int) -> str:
+    def _eta_seconds(self, done: int, total: int) -> float | None:
         if not self.computed or done >= total:
-            return ""
-        per_volume = (time.monotonic() - self.started) / self.computed
-        return f", ETA {_duration(per_volume * (total - done))}"
+            return None
+        return (time.monotonic() - self.started) / self.computed * (total - done)
+
+    def _eta(self, done: int, total: int) -> str:
+        eta = self._eta_seconds(done, total)
+        return "" if eta is None else f", ETA {_duration(eta)}"
+
+    def _eta_field(self, done: int, total: int) -> str:
+        eta = self._eta_seconds(done, total)
+        return "" if eta is None else f"ETA {_duration(eta)}"
 
     def __call__(self, event) -> None:
         if not self.enabled:
@@ -54,10 +61,10 @@ class _Renderer:
             if event.message:
                 err_console.print(event.message, markup=False)
             if err_console.is_terminal:
-                self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
+                self.bar = volume_bar(err_console)
                 self.bar.start()
-                self.task = self.bar.add_task("volumes", total=event.total, completed=event.done)
+                self.task = self.bar.add_task(volume_description(None, err_console.width), total=event.total,
+                                              completed=event.done, eta=self._eta_field(event.done, event.total))
         elif event.event == "volume":
             if event.status == "reused":
                 self.started = time.monotonic()
@@ -67,7 +74,8 @@ class _Renderer:
             why = f": {event.message}" if event.message else ""
             line = f"[{event.done}/{event.total}] {event.id}: {event.status}{took}{why}{self._eta(event.done, event.total)}"
             if self.bar is not None:
-                self.bar.update(self.task, completed=event.done, description=f"volumes (last: {event.id})")
+                self.bar.update(self.task, completed=event.done, description=volume_description(event.id, err_console.width),
+                                eta=self._eta_field(event.done, event.total))
                 if event.status == "failed":
                     self.bar.console.print(line, markup=False)
             else:

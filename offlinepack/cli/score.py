@@ -35,8 +35,9 @@ def score(
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes [all CPUs].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: the mean score and every volume's components.")] = False,
 ) -> None:
-    """Score predicted masks with the competition's metric (TopoScore, SurfaceDice@2, VOI; label 2 ignored),
-    each volume clipped to [0, 1], then the mean. Every mask needs a label of the same shape."""
+    """Score predicted masks against labels with the competition's metric (TopoScore, SurfaceDice@2, VOI).
+
+    Label 2 is ignored, each volume clipped to [0, 1], then the mean. Every mask needs a label of the same shape."""
     from offlinepack.score.metric import default_workers
 
     _need_scorer()

@@ -40,5 +40,5 @@ def targets(
                       "yes" if row["approximate"] else "no")
     console.print(table)
     console.print("Approximate targets are a best guess. For an exact one, run "
-                  "`python bootstrap.py snapshot -o kaggle.json` in the kernel, then use `--target kaggle.json`.",
+                  "`python bootstrap.py snapshot -o kernel.json` in the kernel, then use `--target kernel.json`.",
                   markup=False)

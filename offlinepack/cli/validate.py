@@ -40,7 +40,9 @@ def validate(
     input_dir: Annotated[Optional[Path], typer.Option("--input", "-i", help="Competition folder (test_images/ + test.csv) or a folder of <id>.tif; default: searched under /kaggle/input.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Every test id exactly once as <id>.tif at the root, each a 3D uint8 {0,1} TIFF of the source shape
+    """Check submission.zip against the competition's rules without scoring it.
+
+    Every test id exactly once as <id>.tif at the root, each a 3D uint8 {0,1} TIFF of the source shape
     that Pillow reads page by page; no other entries. Exit 0 valid, 1 invalid, 2 could not check (no
     reference for the ids and shapes). Entries larger than the largest plausible mask are refused unread."""
     from offlinepack.submission import validate_submission

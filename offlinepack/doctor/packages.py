@@ -12,6 +12,21 @@ from offlinepack import kernel
 from offlinepack.doctor.model import Check, DoctorOptions
 
 
+# bootstrap.py's package statuses that are not self-explanatory, said beside the counts
+STATUS_MEANINGS = {
+    "provided": "left to the kernel image, which has it",
+    "provided-missing": "left to the kernel image (not in the wheelhouse), but the kernel does not have it",
+    "wrong-version": "installed at another version than the wheelhouse was built against",
+    "missing": "in the wheelhouse, not installed yet",
+    "dependency-missing": "a package needs it and neither the kernel nor the wheelhouse has it",
+    "incompatible": "its wheel does not install on this Python or platform",
+    "hash-mismatch": "its file differs from the locked one",
+    "missing-file": "the manifest lists no file for it",
+    "install-failed": "installing it failed",
+    "absent": "optional, not installed and in no dataset",
+}
+
+
 def package_checks(options: DoctorOptions, tags: list[str] | None = None) -> list[Check]:
     """python/tags vs the wheelhouse's target, wheelhouse found, one summary of packages and a line per problem."""
     report = kernel.inspect_kernel(options.wheel_dirs, kaggle_root=options.kaggle_root, tags=tags)
@@ -38,6 +53,9 @@ def package_checks(options: DoctorOptions, tags: list[str] | None = None) -> lis
     for p in packages:
         counts[p.status] = counts.get(p.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no packages to check"
+    explained = [f"{s} = {STATUS_MEANINGS[s]}" for s in sorted(counts) if s in STATUS_MEANINGS]
+    if explained:
+        summary += f" ({'; '.join(explained)})"
     worst = "fail" if any(p.severity == "fail" for p in packages) else (
         "warn" if any(p.severity == "warn" for p in packages) else "ok")
     checks.append(Check("packages", worst, summary, None if worst == "ok" else "see the package lines below"))

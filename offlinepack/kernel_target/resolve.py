@@ -43,4 +43,4 @@ def resolve_target(spec: str | Path) -> Target:
         return load_target_file(path)
     raise OfflinepackError(f"no such target: {text!r} is neither a built-in nor an existing file or folder",
                            hint=f"built-ins: {', '.join(builtin_names())}; or write one in the kernel with "
-                                "`python bootstrap.py snapshot -o kaggle.json`, then `--target kaggle.json`")
+                                "`python bootstrap.py snapshot -o kernel.json`, then `--target kernel.json`")

@@ -10,13 +10,14 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Sequence
-from importlib import metadata
+from typing import TYPE_CHECKING
 
-from packaging import tags as ptags
-from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
 
 from offlinepack.kernel_target.model import InstalledDistribution, Target
+
+if TYPE_CHECKING:  # importlib.metadata is imported when a snapshot is taken, not by `offlinepack targets`
+    from importlib import metadata
 
 
 def install_paths(search_path: Sequence[str] | None = None) -> list[str]:
@@ -30,6 +31,8 @@ def install_paths(search_path: Sequence[str] | None = None) -> list[str]:
 
 def installed_distributions(dists: Iterable[metadata.Distribution] | None = None) -> tuple[InstalledDistribution, ...]:
     """Name, version and Requires-Dist of every distribution; the first on sys.path wins, like imports."""
+    from importlib import metadata
+
     seen: set[str] = set()
     result: list[InstalledDistribution] = []
     for dist in metadata.distributions(path=install_paths()) if dists is None else dists:
@@ -43,6 +46,9 @@ def installed_distributions(dists: Iterable[metadata.Distribution] | None = None
 
 def snapshot_current(name: str = "snapshot", description: str = "") -> Target:
     """The running interpreter: marker environment, ordered wheel tags, installed distributions."""
+    from packaging import tags as ptags  # here, not at import: `offlinepack targets` never needs them
+    from packaging.markers import default_environment
+
     libc, libc_version = platform.libc_ver()
     markers = default_environment()
     return Target(

@@ -173,7 +173,8 @@ def run_compile(
     if cache_dir:
         command += ["--cache-dir", str(cache_dir)]
     # One retry: an unreachable index should fail in seconds, not after uv's default backoff.
-    env = {**os.environ, "UV_HTTP_RETRIES": os.environ.get("UV_HTTP_RETRIES", "1"), "NO_COLOR": "1"}
+    # uv wraps its messages at $COLUMNS: a wide one keeps each on one line for the parser (COLUMNS=60 broke it)
+    env = {**os.environ, "UV_HTTP_RETRIES": os.environ.get("UV_HTTP_RETRIES", "1"), "NO_COLOR": "1", "COLUMNS": "10000"}
     for key in ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_CONSTRAINT", "UV_OVERRIDE", "UV_PYTHON"):
         env.pop(key, None)  # only what we pass counts
     process = subprocess.run(command, capture_output=True, text=True, env=env, check=False)

@@ -115,6 +115,8 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
         hints.append("-o names the wheelhouse folder to create, e.g. -o vesuvius-wheels")
     elif output.exists() and not options.force:
         problems.append(f"output {output} already exists (pass --force to replace it once the new one is complete)")
+        hints.append(f"pass --force to rebuild {output} (the old folder stays until the new one is complete), "
+                     "or pick another -o")
     elif output.exists() and not _is_wheelhouse_or_empty(output):
         # --force deletes the old folder: never a project folder or `-o .` given by mistake
         problems.append(f"output {output} is not a wheelhouse (no {MANIFEST_NAME}) and not empty; --force only "
@@ -133,6 +135,9 @@ def _check_inputs(options: BuildOptions) -> tuple[LockFile, Plan, DatasetMetadat
     except OfflinepackError as error:
         problems += _problems_of(error)
         hints += [error.hint] if error.hint else []
+    if len(problems) == 1 and problems[0].startswith(f"output {output} "):
+        # a rebuild without --force: the folder is the problem, not the lock (whose name would head the error)
+        raise OfflinepackError(problems[0], hint="; ".join(hints) or None)
     if problems or lock is None or plan is None or meta is None:
         raise OfflinepackError(f"cannot build a wheelhouse from {options.lock}", problems=problems,
                                hint="; ".join(hints) or "fix the lines above; all problems found are listed")
