@@ -177,7 +177,8 @@ def runs(
     rows = [_row(view, run, shown[run.run_id], shown, wide) for run in view.runs]
     console.print(f"ledger: {view.path}", markup=False, emoji=False)
     for line in fit_columns(rows, WIDE if wide else NARROW, None if wide else listing_width()):
-        console.print(line, markup=False, emoji=False)
+        # soft_wrap: a --wide line longer than the console stays one line (the terminal folds it, a pipe keeps it)
+        console.print(line, markup=False, emoji=False, soft_wrap=True)
 
 
 def listing_width() -> int:
