@@ -166,3 +166,15 @@ def test_cli_reports_the_rungs(mixed, tmp_path: Path, monkeypatch) -> None:
     bad = CliRunner().invoke(app, ["calibrate", "-p", str(folder / "probs"), "-l", str(folder / "labels"),
                                    "--strategy", "fastest"], env=env)
     assert bad.exit_code != 0 and "--strategy" in bad.output
+
+
+def test_disagreeing_folds_cannot_blow_up_the_exact_rung() -> None:
+    from offlinepack.calibrate.halving import _finalists
+
+    # 6 tracks that each rank different settings first: their best of each group always goes, the
+    # second-best only while the union stays within the cap
+    ranked = {track: [[10 * track + 1, 10 * track + 2], [10 * track + 5, 10 * track + 6]] for track in range(6)}
+    capped = _finalists(ranked, per_group=2, cap=8)
+    assert all(capped[t] == [10 * t + 1, 10 * t + 5] for t in range(6))
+    agreeing = {track: [[1, 2, 3], [5, 6, 7]] for track in range(6)}
+    assert all(rows == [1, 2, 5, 6] for rows in _finalists(agreeing, per_group=2, cap=8).values())

@@ -9,7 +9,8 @@ Rungs (HalvingPlan), like Hyperband's, on the same pool as every other task:
   "crop"  every setting, `cheap_score` on the centre crop (1/8 of the voxels) of `screen_volumes` volumes;
           keeps the best 1/`eta` of each group. Skipped when a crop side would be under `min_crop_side`.
   "cheap" the survivors, `cheap_score` on whole volumes (`check_volumes` of them, or `screen_volumes` when
-          there was no crop rung); keeps the best `finalists` of each group.
+          there was no crop rung); keeps the best `finalists` of each group, fewer when the tracks disagree
+          so much that the union would pass `max_finalists` (each track's best of each group always stays).
   "exact" (search.py) the finalists and the defaults, the leaderboard score on every volume.
 Groups: global thresholds and per-volume rules are ranked apart, so both reach the exact rung and the rule
 still has to beat the best global threshold in cross-validation to be chosen.
@@ -40,7 +41,8 @@ ALL = "all"  # the track that sees every volume: its choice is the calibrated se
 @dataclass(frozen=True)
 class HalvingPlan:
     eta: int = 4  # the crop rung keeps the best 1/eta of each group (per track)
-    finalists: int = 2  # per group and track, scored exactly on every volume
+    finalists: int = 2  # per group and track, scored exactly on every volume...
+    max_finalists: int = 8  # ...while the union over tracks stays within this (each track's best always go)
     screen_volumes: int = 10  # volumes of the first rung
     check_volumes: int = 5  # volumes of the whole-volume cheap rung after a crop rung
     min_crop_side: int = 64  # no crop rung when a crop side would be shorter
@@ -86,15 +88,27 @@ def tracks(assignment: np.ndarray) -> dict[Any, np.ndarray]:
     return out
 
 
-def _keep_best(matrix: ScoreMatrix, rows: list[int], columns: list[int], keep: Callable[[int], int]) -> list[int]:
-    """The best `keep(group size)` rows of each group by mean over `columns` (ties: the earlier row)."""
+def _ranked(matrix: ScoreMatrix, rows: list[int], columns: list[int]) -> list[list[int]]:
+    """Each group's rows, best first by mean over `columns` (ties: the earlier row)."""
     scores = matrix.matrix[np.ix_(rows, columns)].mean(axis=1)
-    out: list[int] = []
+    out = []
     for name in ("fixed", "rule"):
         members = [i for i, r in enumerate(rows) if group(matrix.settings[r]) == name]
         members.sort(key=lambda i: (-scores[i], rows[i]))
-        out += [rows[i] for i in members[:keep(len(members))]]
-    return sorted(out)
+        out.append([rows[i] for i in members])
+    return out
+
+
+def _finalists(ranked: dict[Any, list[list[int]]], per_group: int, cap: int) -> dict[Any, list[int]]:
+    """Each track's best of each group always; then its next best, depth by depth, while the union over
+    tracks stays within `cap` (tracks that agree cost nothing; disagreeing ones cannot blow up the exact rung)."""
+    chosen = {track: {g[0] for g in groups if g} for track, groups in ranked.items()}
+    for depth in range(1, per_group):
+        extra = {track: {g[depth] for g in groups if len(g) > depth} for track, groups in ranked.items()}
+        if len(set().union(*chosen.values(), *extra.values())) > cap:
+            break
+        chosen = {track: chosen[track] | extra[track] for track in chosen}
+    return {track: sorted(rows) for track, rows in chosen.items()}
 
 
 def screen(settings: Sequence[dict[str, Any]], items: Sequence[VolumeItem], shapes: Sequence[Sequence[int]],
@@ -102,24 +116,25 @@ def screen(settings: Sequence[dict[str, Any]], items: Sequence[VolumeItem], shap
            report: Callable[[int, int, int, str], None]) -> tuple[dict[Any, list[int]], list[Rung]]:
     """Each track's finalists (indexes into `settings`) after the cheap rungs, and the rungs run."""
     crop = min(min(shape) for shape in shapes) // 2 >= plan.min_crop_side
-    stages = []
-    if crop:
-        stages.append(("crop", True, plan.screen_volumes, lambda n: max(1, math.ceil(n / plan.eta))))
-        stages.append(("cheap", False, plan.check_volumes, lambda n: min(n, plan.finalists)))
-    else:
-        stages.append(("cheap", False, plan.screen_volumes, lambda n: min(n, plan.finalists)))
+    stages = [("crop", True, plan.screen_volumes), ("cheap", False, plan.check_volumes)] if crop else [
+        ("cheap", False, plan.screen_volumes)]
     training = tracks(assignment)
     alive: dict[Any, list[int]] = {name: list(range(len(settings))) for name in training}
     rungs: list[Rung] = []
-    for name, cropped, count, keep in stages:
+    for name, cropped, count in stages:
         started = time.perf_counter()
         matrix = ScoreMatrix(items, pool, cheap_score, workers, crop=cropped)
         matrix.add(settings)
         union = sorted(set().union(*alive.values()))
         columns = deal_volumes(assignment, order, max(2, count))
         matrix.fill(union, columns)
-        alive = {track: _keep_best(matrix, rows, [c for c in columns if training[track][c]], keep)
-                 for track, rows in alive.items()}
+        ranked = {track: _ranked(matrix, rows, [c for c in columns if training[track][c]])
+                  for track, rows in alive.items()}
+        if name == "crop":  # the best 1/eta of each group
+            alive = {track: sorted(r for g in groups for r in g[:max(1, math.ceil(len(g) / plan.eta))])
+                     for track, groups in ranked.items()}
+        else:
+            alive = _finalists(ranked, plan.finalists, plan.max_finalists)
         kept = len(set().union(*alive.values()))
         rungs.append(Rung(name, "surface_dice+voi", len(union), len(columns), matrix.evaluations, kept,
                           time.perf_counter() - started))
