@@ -205,26 +205,8 @@ def calibrate(
             full_size = len(matrix.settings) * len(items) * voxels / space.REFERENCE_VOXELS
             strategy = "halving" if full_size > AUTO_HALVING_EVALUATIONS_320 else "exhaustive"
         if search != "bayes" and strategy == "halving":
-            assignment = stats.folds(len(items), folds, seed)
-            finalists, rungs = screen(matrix.settings, items, labelled.shapes, pool, workers, assignment, order,
-                                      halving, lambda n, kept, v, text: report(
-                                          CalibrationProgress("round", len(matrix.settings), n, v, len(items), text)))
-            finalists = {track: sorted({*rows, default_row}) for track, rows in finalists.items()}
-            exact_rows = sorted(set().union(*finalists.values()))
-            exact_started = time.perf_counter()
-            matrix.fill(exact_rows, list(order))
-            rungs.append(Rung("exact", "leaderboard", len(exact_rows), len(items), matrix.evaluations,
-                              len(exact_rows), time.perf_counter() - exact_started))
-            report(CalibrationProgress("round", len(matrix.settings), len(exact_rows), len(items), len(items),
-                                       f"rung exact: {len(exact_rows)} finalist(s) x {len(items)} volume(s), "
-                                       "leaderboard score"))
-            result = _result(matrix, labelled, search, folds, seed, default_row,
-                             len(matrix.settings) - len(exact_rows), pool.describe(),
-                             time.perf_counter() - started, base, finalists)
-            return replace(result, strategy="halving", rungs=tuple(rungs), caveats=(
-                f"halving: {len(matrix.settings)} setting(s) screened with SurfaceDice + VOI (no TopoScore), "
-                f"{len(exact_rows)} finalist(s) scored exactly on every volume; each fold screened on its own "
-                "training volumes, so the cross-validated figure includes the screen",))
+            return _halving(matrix, labelled, search, folds, seed, default_row, order, pool, workers, halving,
+                            report, started, base)
         if search == "grid" or search == "random":
             dropped += _race(matrix, [default_row, *rows], order, {default_row}, early_stop, report)
         else:  # bayes: rounds of proposals from the surrogate fitted to complete rows so far
@@ -253,6 +235,34 @@ def calibrate(
     finally:
         if own_pool:
             pool.close()
+
+
+def _halving(matrix: ScoreMatrix, labelled: LabelledSet, search: str, folds: int, seed: int, default_row: int,
+             order: np.ndarray, pool: Any, workers: int, plan: HalvingPlan,
+             report: Callable[[CalibrationProgress], None], started: float, base: PostConfig) -> CalibrationResult:
+    """The cheap rungs (halving.screen), then each track's finalists and the defaults exactly on every volume."""
+    items = labelled.items
+    total = len(matrix.settings)
+
+    def rung_done(alive: int, kept: int, volumes: int, text: str) -> None:
+        report(CalibrationProgress("round", total, alive, volumes, len(items), text))
+
+    finalists, rungs = screen(matrix.settings, items, labelled.shapes, pool, workers,
+                              stats.folds(len(items), folds, seed), order, plan, rung_done)
+    finalists = {track: sorted({*rows, default_row}) for track, rows in finalists.items()}
+    exact_rows = sorted(set().union(*finalists.values()))
+    exact_started = time.perf_counter()
+    matrix.fill(exact_rows, list(order))
+    rungs.append(Rung("exact", "leaderboard", len(exact_rows), len(items), matrix.evaluations, len(exact_rows),
+                      time.perf_counter() - exact_started))
+    rung_done(len(exact_rows), len(exact_rows), len(items),
+              f"rung exact: {len(exact_rows)} finalist(s) x {len(items)} volume(s), leaderboard score")
+    result = _result(matrix, labelled, search, folds, seed, default_row, total - len(exact_rows), pool.describe(),
+                     time.perf_counter() - started, base, finalists)
+    return replace(result, strategy="halving", rungs=tuple(rungs), caveats=(
+        f"halving: {total} setting(s) screened with SurfaceDice + VOI (no TopoScore), {len(exact_rows)} "
+        "finalist(s) scored exactly on every volume; each fold screened on its own training volumes, so the "
+        "cross-validated figure includes the screen",))
 
 
 def _leaders(matrix: ScoreMatrix) -> list[int]:
