@@ -156,6 +156,15 @@ def main() -> None:
     out["eval_seconds"] = round(eval_cost(labelled), 3)
     if args.rank_check:
         out["rank_check"] = rank_check(labelled, args.rank_check)
+    from offlinepack.calibrate import tasks
+
+    tasks._VOLUMES.clear()  # the forked pool starts as cold as the Dask workers
+
+    def save() -> None:  # after every part: a failure later keeps what was measured
+        if args.json_out:
+            args.json_out.write_text(json.dumps(out, indent=1) + "\n")
+
+    save()
     pool = LocalPool(args.workers)
     try:
         result, seconds = run_calibration(labelled, args, pool, "halving")
@@ -164,7 +173,8 @@ def main() -> None:
     out["halving_local"] = summary(result, seconds)
     out["load_after_local"] = round(os.getloadavg()[0], 2)
     settings = result.settings_scored
-    out["exhaustive_extrapolated_minutes"] = round(settings * args.volumes * out["eval_seconds"] / args.workers / 60, 1)
+    out["exhaustive_extrapolated_minutes"] = round(settings * args.volumes * out["eval_seconds"] / args.workers / 60, 2)
+    save()
     if args.exhaustive == "run":
         pool = LocalPool(args.workers)
         try:
@@ -172,6 +182,7 @@ def main() -> None:
         finally:
             pool.close()
         out["exhaustive_local"] = summary(full, seconds) | {"dropped_early": full.dropped_early}
+        save()
     if args.scheduler in ("local-cluster", "both"):
         import distributed
 
@@ -190,10 +201,9 @@ def main() -> None:
         out["halving_dask"] = summary(remote, seconds) | {
             "same_result": remote.best == result.best and remote.cv == result.cv,
             "overhead_vs_pool": round(seconds / out["halving_local"]["seconds"] - 1.0, 3)}
+    save()
     print_table(out)
-    text = json.dumps(out, indent=1)
     if args.json_out:
-        args.json_out.write_text(text + "\n")
         print(f"wrote {args.json_out}")
 
 
@@ -202,7 +212,7 @@ def print_table(out: dict) -> None:
     rows = [
         (f"one exact evaluation at {out['size']}^3 (1 process)", f"{out['eval_seconds']:.2f} s"),
         (f"exhaustive baseline, {local['settings']} settings x {out['volumes']} volumes / {out['workers']} workers "
-         "(extrapolated)", f"{out['exhaustive_extrapolated_minutes']:.1f} min"),
+         "(extrapolated)", f"{out["exhaustive_extrapolated_minutes"]:.2f} min"),
     ]
     if "exhaustive_local" in out:
         full = out["exhaustive_local"]
