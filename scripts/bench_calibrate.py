@@ -212,7 +212,7 @@ def print_table(out: dict) -> None:
     rows = [
         (f"one exact evaluation at {out['size']}^3 (1 process)", f"{out['eval_seconds']:.2f} s"),
         (f"exhaustive baseline, {local['settings']} settings x {out['volumes']} volumes / {out['workers']} workers "
-         "(extrapolated)", f"{out["exhaustive_extrapolated_minutes"]:.2f} min"),
+         "(extrapolated)", f"{out['exhaustive_extrapolated_minutes']:.2f} min"),
     ]
     if "exhaustive_local" in out:
         full = out["exhaustive_local"]
