@@ -113,8 +113,6 @@ def post_masks(probability: np.ndarray, posts: Sequence[Any], histogram: np.ndar
     only the component cut and the later steps run per setting. Yields in threshold order."""
     from offlinepack.post import postprocess_checked, volume_threshold
     from offlinepack.post.process import _label, components_backend, threshold_mask
-    from offlinepack.post.topology import filter_components
-
     groups: dict[tuple, list[int]] = {}
     for index, post in enumerate(posts):
         simple = post.min_component_mean_probability == 0.0 and post.closing_radius == 0
@@ -127,10 +125,13 @@ def post_masks(probability: np.ndarray, posts: Sequence[Any], histogram: np.ndar
             continue
         thresholded = threshold_mask(probability, threshold, low, backend)
         labels, count = _label(thresholded, backend) if thresholded.any() else (None, 0)
+        sizes = np.bincount(labels.ravel(), minlength=count + 1) if count else None
         for index in members:
             post = posts[index]
-            if count and post.min_component_voxels > 1:
-                mask = filter_components(thresholded, labels, count, None, post.min_component_voxels, 0.0)
+            if count and post.min_component_voxels > 1:  # post.topology.filter_components, sizes counted once
+                keep = sizes >= post.min_component_voxels
+                keep[0] = False
+                mask = np.take(keep, labels)
             else:
                 mask = thresholded
             yield index, _finish(mask, post, backend)
