@@ -178,3 +178,17 @@ def test_disagreeing_folds_cannot_blow_up_the_exact_rung() -> None:
     assert all(capped[t] == [10 * t + 1, 10 * t + 5] for t in range(6))
     agreeing = {track: [[1, 2, 3], [5, 6, 7]] for track in range(6)}
     assert all(rows == [1, 2, 5, 6] for rows in _finalists(agreeing, per_group=2, cap=8).values())
+
+
+def test_settings_with_the_same_scores_take_one_finalist_place() -> None:
+    from offlinepack.calibrate.halving import _ranked
+    from offlinepack.calibrate.tasks import ScoreMatrix
+
+    matrix = ScoreMatrix([None] * 3, pool=None, scorer=None, workers=1)
+    rows = matrix.add([{"threshold": 0.45, "min_component_voxels": m} for m in (0, 64)]
+                      + [{"threshold": 0.4, "min_component_voxels": 0}, {"threshold": 0.5, "min_component_voxels": 0}])
+    for row, scores in zip(rows, ([0.9, 0.9, 0.8], [0.9, 0.9, 0.8], [0.9, 0.85, 0.8], [0.7, 0.7, 0.7])):
+        matrix.rows[row][:] = scores
+    fixed, rule = _ranked(matrix, rows, [0, 1, 2], distinct=True)
+    assert fixed == [rows[0], rows[2], rows[3]] and rule == []  # the size-64 twin of the leader is left out
+    assert _ranked(matrix, rows, [0, 1, 2])[0] == [rows[0], rows[1], rows[2], rows[3]]

@@ -9,7 +9,8 @@ Rungs (HalvingPlan), like Hyperband's, on the same pool as every other task:
   "crop"  every setting, `cheap_score` on the centre crop (1/8 of the voxels) of `screen_volumes` volumes;
           keeps the best 1/`eta` of each group. Skipped when a crop side would be under `min_crop_side`.
   "cheap" the survivors, `cheap_score` on whole volumes (`check_volumes` of them, or `screen_volumes` when
-          there was no crop rung); keeps the best `finalists` of each group, fewer when the tracks disagree
+          there was no crop rung); keeps the best `finalists` distinct ones of each group (settings with
+          equal scores on every volume are one: the same masks), fewer when the tracks disagree
           so much that the union would pass `max_finalists` (each track's best of each group always stays).
   "exact" (search.py) the finalists and the defaults, the leaderboard score on every volume.
 Groups: global thresholds and per-volume rules are ranked apart, so both reach the exact rung and the rule
@@ -41,8 +42,8 @@ ALL = "all"  # the track that sees every volume: its choice is the calibrated se
 @dataclass(frozen=True)
 class HalvingPlan:
     eta: int = 4  # the crop rung keeps the best 1/eta of each group (per track)
-    finalists: int = 2  # per group and track, scored exactly on every volume...
-    max_finalists: int = 8  # ...while the union over tracks stays within this (each track's best always go)
+    finalists: int = 3  # distinct ones per group and track, scored exactly on every volume...
+    max_finalists: int = 10  # ...while the union over tracks stays within this (each track's best always go)
     screen_volumes: int = 10  # volumes of the first rung
     check_volumes: int = 5  # volumes of the whole-volume cheap rung after a crop rung
     min_crop_side: int = 64  # no crop rung when a crop side would be shorter
@@ -88,13 +89,19 @@ def tracks(assignment: np.ndarray) -> dict[Any, np.ndarray]:
     return out
 
 
-def _ranked(matrix: ScoreMatrix, rows: list[int], columns: list[int]) -> list[list[int]]:
-    """Each group's rows, best first by mean over `columns` (ties: the earlier row)."""
-    scores = matrix.matrix[np.ix_(rows, columns)].mean(axis=1)
+def _ranked(matrix: ScoreMatrix, rows: list[int], columns: list[int], distinct: bool = False) -> list[list[int]]:
+    """Each group's rows, best first by mean over `columns` (ties: the earlier row). `distinct`: a row whose
+    scores equal a better row's on every column is left out (the same masks, almost surely: two settings
+    that differ only in a size cut no component falls under must not take two finalist places)."""
+    block = matrix.matrix[np.ix_(rows, columns)]
+    scores = block.mean(axis=1)
     out = []
     for name in ("fixed", "rule"):
         members = [i for i, r in enumerate(rows) if group(matrix.settings[r]) == name]
         members.sort(key=lambda i: (-scores[i], rows[i]))
+        if distinct:
+            seen: set[bytes] = set()
+            members = [i for i in members if not (block[i].tobytes() in seen or seen.add(block[i].tobytes()))]
         out.append([rows[i] for i in members])
     return out
 
@@ -128,7 +135,7 @@ def screen(settings: Sequence[dict[str, Any]], items: Sequence[VolumeItem], shap
         union = sorted(set().union(*alive.values()))
         columns = deal_volumes(assignment, order, max(2, count))
         matrix.fill(union, columns)
-        ranked = {track: _ranked(matrix, rows, [c for c in columns if training[track][c]])
+        ranked = {track: _ranked(matrix, rows, [c for c in columns if training[track][c]], distinct=name == "cheap")
                   for track, rows in alive.items()}
         if name == "crop":  # the best 1/eta of each group
             alive = {track: sorted(r for g in groups for r in g[:max(1, math.ceil(len(g) / plan.eta))])
