@@ -101,7 +101,12 @@ def _ranked(matrix: ScoreMatrix, rows: list[int], columns: list[int], distinct: 
         members.sort(key=lambda i: (-scores[i], rows[i]))
         if distinct:
             seen: set[bytes] = set()
-            members = [i for i in members if not (block[i].tobytes() in seen or seen.add(block[i].tobytes()))]
+            unique = []
+            for i in members:
+                if block[i].tobytes() not in seen:
+                    seen.add(block[i].tobytes())
+                    unique.append(i)
+            members = unique
         out.append([rows[i] for i in members])
     return out
 
