@@ -154,6 +154,32 @@ def _finish(mask: np.ndarray, post: Any, backend: str) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
+_MALLOC_TUNED = False
+
+
+def _undo_fixed_malloc_threshold() -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which also freezes glibc's mmap threshold
+    at 128 KiB: every 4-128 MB array of a task is then a fresh mmap, zeroed page by page (the crop rung ran
+    2x slower on Dask than on the process pool). Set the thresholds glibc itself reaches after warm-up."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or not os.environ.get("MALLOC_TRIM_THRESHOLD_"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: glibc's dynamic maximum
+        libc.mallopt(-1, 64 * 1024 * 1024)  # M_TRIM_THRESHOLD: twice that, as glibc sets it
+    except (OSError, AttributeError):  # not glibc (musl): nothing to undo
+        pass
+
+
 def score_settings(item: VolumeItem, settings: Sequence[Any],
                    scorer: Callable[[np.ndarray, np.ndarray], float] = leaderboard_score,
                    crop: bool = False) -> list[float]:
@@ -162,6 +188,7 @@ def score_settings(item: VolumeItem, settings: Sequence[Any],
     from offlinepack.calibrate.space import to_post
     from offlinepack.post import PostConfig
 
+    _undo_fixed_malloc_threshold()
     entry = _load(item)
     probability, label = entry["probability"], entry["label"]
     if crop:
