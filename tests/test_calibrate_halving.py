@@ -153,7 +153,8 @@ def test_cli_reports_the_rungs(mixed, tmp_path: Path, monkeypatch) -> None:
     env = {"OFFLINEPACK_KAGGLE_ROOT": str(tmp_path / "no-kaggle")}
     result = CliRunner().invoke(app, ["calibrate", "-p", str(folder / "probs"), "-l", str(folder / "labels"),
                                       "-o", "calibrated.toml", "--budget", "30", "--folds", "2", "--workers", "1",
-                                      "--strategy", "halving", "--json"], env=env, catch_exceptions=False)
+                                      "--strategy", "halving", "--finalists", "1", "--json"], env=env,
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["strategy"] == "halving" and report["rungs"][-1]["rung"] == "exact"

@@ -176,6 +176,8 @@ def calibrate(
                                                                 "--strategy exhaustive with bayes")
     if budget < 1:
         raise OfflinepackError(f"--budget must be >= 1, got {budget}")
+    if halving.finalists < 1:
+        raise OfflinepackError(f"--finalists must be >= 1, got {halving.finalists}")
     if len(labelled.items) < 2:
         raise OfflinepackError(f"calibration needs at least 2 labelled volumes, got {len(labelled.items)}",
                                hint="cross-validation holds volumes out: label more volumes")

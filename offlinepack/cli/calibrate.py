@@ -27,6 +27,7 @@ def calibrate(
     search: Annotated[str, typer.Option("--search", help="grid | random | bayes [grid].")] = "grid",
     budget: Annotated[int, typer.Option("--budget", help="Settings to score at most [200].")] = 200,
     strategy: Annotated[str, typer.Option("--strategy", help="halving (screen all settings with SurfaceDice+VOI, score the finalists exactly) | exhaustive (score every setting exactly) | auto: halving when exhaustive would exceed ~100 evaluations of 320^3 [auto].")] = "auto",
+    finalists: Annotated[int, typer.Option("--finalists", help="Halving: distinct settings per group (global thresholds, per-volume rules) and fold scored exactly on every volume [2].")] = 2,
     folds: Annotated[int, typer.Option("--folds", help="K of the K-fold cross-validation [5].")] = 5,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes [all CPUs].")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) instead of local processes.")] = None,
@@ -41,6 +42,7 @@ def calibrate(
     the in-sample and the defaults' scores, each with a bootstrap 95 % interval over volumes.
     """
     from offlinepack.calibrate import CalibrationProgress, calibrate as run_calibration, pair_with_labels
+    from offlinepack.calibrate.halving import HalvingPlan
     from offlinepack.calibrate.search import write_calibrated_toml
     from offlinepack import kaggle
     from offlinepack.ledger import new_run_id, record_result, utc_now
@@ -58,7 +60,8 @@ def calibrate(
     pool = pool_options(workers, scheduler)
     try:
         result = run_calibration(labelled, search=search, budget=budget, folds=folds, pool=pool, seed=seed,
-                                 early_stop=early_stop, progress=progress, strategy=strategy)
+                                 early_stop=early_stop, progress=progress, strategy=strategy,
+                                 halving=HalvingPlan(finalists=finalists, max_finalists=max(8, 4 * finalists)))
     finally:
         pool.close()
     ledger_path = ledger or kaggle.ledger_in(output.parent)
