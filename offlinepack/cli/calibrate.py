@@ -26,7 +26,7 @@ def calibrate(
     output: Annotated[Path, typer.Option("--output", "-o", help="run.toml fragment to write ([post] only).", dir_okay=False)] = Path("calibrated.toml"),
     search: Annotated[str, typer.Option("--search", help="grid | random | bayes [grid].")] = "grid",
     budget: Annotated[int, typer.Option("--budget", help="Settings to score at most [200].")] = 200,
-    strategy: Annotated[str, typer.Option("--strategy", help="halving (screen all settings with SurfaceDice+VOI, score the finalists exactly) | exhaustive (score every setting exactly) | auto: halving when exhaustive would exceed ~100 evaluations of 320^3 [auto].")] = "auto",
+    strategy: Annotated[str, typer.Option("--strategy", help="halving (screen all settings with SurfaceDice+VOI, score the finalists exactly) | exhaustive (score every setting exactly) | auto: halving when exhaustive would exceed ~100 evaluations of 320^3.")] = "auto",
     finalists: Annotated[int, typer.Option("--finalists", help="Halving: distinct settings per group (global thresholds, per-volume rules) and fold scored exactly on every volume [2].")] = 2,
     folds: Annotated[int, typer.Option("--folds", help="K of the K-fold cross-validation [5].")] = 5,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes [all CPUs].")] = None,
