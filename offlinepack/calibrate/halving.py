@@ -42,8 +42,8 @@ ALL = "all"  # the track that sees every volume: its choice is the calibrated se
 @dataclass(frozen=True)
 class HalvingPlan:
     eta: int = 4  # the crop rung keeps the best 1/eta of each group (per track)
-    finalists: int = 2  # distinct ones per group and track, scored exactly on every volume...
-    max_finalists: int = 8  # ...while the union over tracks stays within this (each track's best always go)
+    finalists: int = 3  # distinct ones per group and track, scored exactly on every volume...
+    max_finalists: int = 12  # ...while the union over tracks stays within this (each track's best always go)
     screen_volumes: int = 10  # volumes of the first rung
     check_volumes: int = 5  # volumes of the whole-volume cheap rung after a crop rung
     min_crop_side: int = 64  # no crop rung when a crop side would be shorter

@@ -27,7 +27,7 @@ def calibrate(
     search: Annotated[str, typer.Option("--search", help="grid | random | bayes [grid].")] = "grid",
     budget: Annotated[int, typer.Option("--budget", help="Settings to score at most [200].")] = 200,
     strategy: Annotated[str, typer.Option("--strategy", help="halving (screen all settings with SurfaceDice+VOI, score the finalists exactly) | exhaustive (score every setting exactly) | auto: halving when exhaustive would exceed ~100 evaluations of 320^3.")] = "auto",
-    finalists: Annotated[int, typer.Option("--finalists", help="Halving: distinct settings per group (global thresholds, per-volume rules) and fold scored exactly on every volume [2].")] = 2,
+    finalists: Annotated[int, typer.Option("--finalists", help="Halving: distinct settings per group (global thresholds, per-volume rules) and fold scored exactly on every volume [3].")] = 3,
     folds: Annotated[int, typer.Option("--folds", help="K of the K-fold cross-validation [5].")] = 5,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes [all CPUs].")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) instead of local processes.")] = None,
@@ -61,7 +61,7 @@ def calibrate(
     try:
         result = run_calibration(labelled, search=search, budget=budget, folds=folds, pool=pool, seed=seed,
                                  early_stop=early_stop, progress=progress, strategy=strategy,
-                                 halving=HalvingPlan(finalists=finalists, max_finalists=max(8, 4 * finalists)))
+                                 halving=HalvingPlan(finalists=finalists, max_finalists=4 * finalists))
     finally:
         pool.close()
     ledger_path = ledger or kaggle.ledger_in(output.parent)
