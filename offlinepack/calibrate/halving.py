@@ -1,9 +1,11 @@
 """Successive halving for `calibrate`: screen every setting cheaply, keep the best share, and give only the
 finalists the exact leaderboard score on every volume.
 
-Why: the exact score costs ~4-6 s per 320^3 volume, ~90 % of it the Betti matching; post-processing plus
-SurfaceDice and VOI (70 % of the score's weight) cost ~0.7 s, ~0.1 s on a 160^3 centre crop. 20 volumes x 200
-settings scored exactly is ~2-3 h on 2 cores; screened, ~10 min (BENCHMARKS.md, "Calibration").
+Why: the exact score costs ~3-4 s per 320^3 volume on an idle core, ~90 % of it the Betti matching;
+post-processing plus SurfaceDice and VOI (70 % of the score's weight) cost ~0.6 s, ~0.06 s on a 160^3 centre
+crop. 20 volumes x 200 settings scored exactly is up to ~2 h on 2 cores (less where racing drops settings and
+masks repeat); screened, a fixed ~2000 crop + ~300 whole cheap + ~180 exact evaluations, ~8 min expected
+(BENCHMARKS.md, "Calibration").
 
 Rungs (HalvingPlan), like Hyperband's, on the same pool as every other task:
   "crop"  every setting, `cheap_score` on the centre crop (1/8 of the voxels) of `screen_volumes` volumes;

@@ -8,7 +8,7 @@ crops, then on whole volumes) and gives only each fold's finalists the exact sco
 screening on its own training volumes; "exhaustive" scores every setting exactly on every volume, in rounds of
 volumes, dropping early the settings that cannot win. "auto" (the default) takes halving when the exhaustive
 search would cost more than AUTO_HALVING_EVALUATIONS_320 evaluations of 320^3 (20 x 320^3 x 200 settings:
-~2-3 h exhaustive on 2 cores, ~10 min halving; BENCHMARKS.md).
+up to ~2 h exhaustive on 2 cores, ~8 min halving expected; BENCHMARKS.md).
 
 Early stopping ("racing", exhaustive only): volumes are taken in a fixed seeded order, a few at a time; after each round a
 setting is dropped when, paired volume by volume with the leader of its family (fixed threshold, or one
