@@ -47,9 +47,10 @@ def scaled_set(tmp_path_factory):
     return pair_with_labels([(open_probabilities(probs), 1.0)], labels)
 
 
-def test_calibration_recovers_the_planted_threshold_and_size_and_beats_the_defaults(scaled_set) -> None:
+@pytest.mark.parametrize("strategy", ["auto", "halving"])
+def test_calibration_recovers_the_planted_threshold_and_size_and_beats_the_defaults(scaled_set, strategy) -> None:
     fixed = [s for s in _focused() if "threshold_rule" not in s]
-    result = calibrate(scaled_set, search="grid", candidates=fixed, folds=3, pool=LocalPool(1))
+    result = calibrate(scaled_set, search="grid", candidates=fixed, folds=3, pool=LocalPool(1), strategy=strategy)
     truth = _brute_force(scaled_set, fixed)
     best = fixed[int(np.argmax(truth.mean(axis=1)))]
     assert abs(result.post.threshold - best["threshold"]) <= 0.05 + 1e-9  # within the search's resolution
@@ -60,11 +61,13 @@ def test_calibration_recovers_the_planted_threshold_and_size_and_beats_the_defau
     assert result.in_sample.low <= result.in_sample.mean <= result.in_sample.high
 
 
-def test_a_per_volume_rule_is_chosen_only_when_it_wins_in_cross_validation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["auto", "halving"])
+def test_a_per_volume_rule_is_chosen_only_when_it_wins_in_cross_validation(tmp_path: Path, strategy) -> None:
     probs, labels = write_planted_set(tmp_path, [0.5, 0.9] * 3, shape=SHAPE)
     labelled = pair_with_labels([(open_probabilities(probs), 1.0)], labels)
     result = calibrate(labelled, search="grid", candidates=_focused() + [
-        {"threshold": t, "min_component_voxels": 40} for t in (0.55, 0.6, 0.65)], folds=3, pool=LocalPool(1))
+        {"threshold": t, "min_component_voxels": 40} for t in (0.55, 0.6, 0.65)], folds=3, pool=LocalPool(1),
+        strategy=strategy)
     assert result.rule_chosen and result.post.threshold_rule == "relative_quantile"
     assert result.rule_cv.mean > result.fixed_cv.mean
     # the rule gives the two families different thresholds, each near its own scale
@@ -89,16 +92,24 @@ def test_early_stopping_finds_the_same_best_as_scoring_everything(scaled_set) ->
 
 
 def test_random_and_bayes_searches_run_and_stay_in_budget(scaled_set) -> None:
-    for search in ("random", "bayes"):
-        result = calibrate(scaled_set, search=search, budget=12, folds=2, pool=LocalPool(1), seed=1)
+    for search, strategy in (("random", "auto"), ("random", "halving"), ("bayes", "auto")):
+        result = calibrate(scaled_set, search=search, budget=12, folds=2, pool=LocalPool(1), seed=1,
+                           strategy=strategy)
         assert result.settings_scored <= 13  # budget + the defaults
         assert result.cv.mean > result.defaults.mean
 
 
-def test_local_pool_gives_the_same_result_as_inline(scaled_set) -> None:
-    inline = calibrate(scaled_set, search="grid", candidates=_focused()[:10], folds=3, pool=LocalPool(1))
-    pooled = calibrate(scaled_set, search="grid", candidates=_focused()[:10], folds=3, pool=LocalPool(2))
-    assert inline.to_dict() | {"seconds": 0, "pool": 0} == pooled.to_dict() | {"seconds": 0, "pool": 0}
+@pytest.mark.parametrize("strategy", ["exhaustive", "halving"])
+def test_local_pool_gives_the_same_result_as_inline(scaled_set, strategy) -> None:
+    inline = calibrate(scaled_set, search="grid", candidates=_focused()[:10], folds=3, pool=LocalPool(1),
+                       strategy=strategy)
+    pooled = calibrate(scaled_set, search="grid", candidates=_focused()[:10], folds=3, pool=LocalPool(2),
+                       strategy=strategy)
+
+    def comparable(result) -> dict:
+        return result.to_dict() | {"seconds": 0, "pool": 0, "rungs": [r | {"seconds": 0} for r in result.to_dict()["rungs"]]}
+
+    assert comparable(inline) == comparable(pooled)
 
 
 def test_cross_validation_scores_each_volume_with_a_pick_made_without_it() -> None:

@@ -32,7 +32,19 @@ def labelled(tmp_path_factory):
 
 
 def _comparable(result) -> dict:
-    return result.to_dict() | {"seconds": None, "pool": None}
+    rungs = [r | {"seconds": None} for r in result.to_dict()["rungs"]]
+    return result.to_dict() | {"seconds": None, "pool": None, "rungs": rungs}
+
+
+def test_the_halving_search_on_dask_gives_the_local_pools_result(cluster, labelled) -> None:
+    local = calibrate(labelled, candidates=CANDIDATES, folds=3, pool=LocalPool(1), strategy="halving")
+    pool = DaskPool(cluster.scheduler_address)
+    try:
+        remote = calibrate(labelled, candidates=CANDIDATES, folds=3, pool=pool, strategy="halving")
+    finally:
+        pool.close()
+    assert remote.strategy == "halving" and remote.rungs[-1].name == "exact"
+    assert _comparable(remote) == _comparable(local)
 
 
 def test_dask_cluster_gives_the_same_result_as_the_local_pool(cluster, labelled) -> None:

@@ -1,9 +1,16 @@
 """`calibrate`: post-processing settings that maximise the mean local score, validated by K-fold CV.
 
-Steps: pair saved maps with labels -> propose settings (space.py) -> score them on every volume, in rounds
-of volumes, dropping early the settings that cannot win -> pick, cross-validate, bootstrap -> result.
+Steps: pair saved maps with labels -> propose settings (space.py) -> score them (two strategies below) ->
+pick, cross-validate, bootstrap -> result.
 
-Early stopping ("racing"): volumes are taken in a fixed seeded order, a few at a time; after each round a
+Strategies: "halving" (halving.py) screens every setting with a cheap score (SurfaceDice + VOI, on centre
+crops, then on whole volumes) and gives only each fold's finalists the exact score on every volume, each fold
+screening on its own training volumes; "exhaustive" scores every setting exactly on every volume, in rounds of
+volumes, dropping early the settings that cannot win. "auto" (the default) takes halving when the exhaustive
+search would cost more than AUTO_HALVING_EVALUATIONS_320 evaluations of 320^3 (20 x 320^3 x 200 settings:
+up to ~2 h exhaustive on 2 cores, ~8 min halving expected; BENCHMARKS.md).
+
+Early stopping ("racing", exhaustive only): volumes are taken in a fixed seeded order, a few at a time; after each round a
 setting is dropped when, paired volume by volume with the leader of its family (fixed threshold, or one
 per-volume rule), its mean difference plus `RACE_Z` standard errors is still below zero. The defaults and
 each family's leader are always scored on every volume. (The drop decision sees every volume, held-out
@@ -27,12 +34,17 @@ import numpy as np
 
 from offlinepack.calibrate import space, stats
 from offlinepack.calibrate.labelled import LabelledSet
-from offlinepack.calibrate.tasks import VolumeItem, leaderboard_score, score_settings
+from offlinepack.calibrate.halving import ALL, HalvingPlan, Rung, screen
+from offlinepack.calibrate.tasks import ScoreMatrix, leaderboard_score
 from offlinepack.errors import OfflinepackError
 from offlinepack.post import PostConfig
 
 RACE_Z = 2.0
 FIRST_ROUND = 3  # volumes scored before anything may be dropped
+STRATEGIES = ("auto", "halving", "exhaustive")
+# "auto" screens (halving) when scoring everything would cost more than this many 320^3 evaluations (~5-10
+# core-minutes); below it the exhaustive search is cheap and has no screening error
+AUTO_HALVING_EVALUATIONS_320 = 100
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ class CalibrationProgress:
     alive: int = 0
     volumes_done: int = 0
     volumes: int = 0
-    message: str | None = None
+    message: str | None = None  # what the step did, in words (the halving search's rungs)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,13 @@ class CalibrationResult:
     pool: dict[str, Any]
     per_volume: dict[str, dict[str, float]] = field(default_factory=dict)
     caveats: tuple[str, ...] = ()  # where the cross-validated figure may still be optimistic
+    strategy: str = "exhaustive"  # "exhaustive" (racing) | "halving" (cheap rungs, then the finalists exactly)
+    rungs: tuple[Rung, ...] = ()  # the halving search's rungs, the exact one last
+    fold_picks: tuple[dict[str, Any], ...] = ()  # the setting each CV fold chose from its training volumes
+
+    @property
+    def cheap_evaluations(self) -> int:
+        return sum(r.evaluations for r in self.rungs if r.name != "exact")
 
     @property
     def gain_is_significant(self) -> bool:
@@ -86,53 +105,11 @@ class CalibrationResult:
             "fixed_cv": self.fixed_cv.to_dict(), "rule_cv": self.rule_cv.to_dict() if self.rule_cv else None,
             "rule_chosen": self.rule_chosen, "settings_scored": self.settings_scored,
             "dropped_early": self.dropped_early, "evaluations": self.evaluations,
+            "cheap_evaluations": self.cheap_evaluations, "strategy": self.strategy,
+            "rungs": [r.to_dict() for r in self.rungs], "fold_picks": list(self.fold_picks),
             "seconds": round(self.seconds, 3), "pool": self.pool, "per_volume": self.per_volume,
             "caveats": list(self.caveats),
         }
-
-
-class ScoreMatrix:
-    """Scores of settings (rows) on volumes (columns), filled round by round through a pool."""
-
-    def __init__(self, items: Sequence[VolumeItem], pool: Any, scorer: Callable, workers: int) -> None:
-        self.items, self.pool, self.scorer, self.workers = list(items), pool, scorer, max(workers, 1)
-        self.settings: list[dict[str, Any]] = []
-        self.index: dict[str, int] = {}
-        self.rows: list[np.ndarray] = []
-        self.evaluations = 0
-
-    def add(self, settings: Sequence[dict[str, Any]]) -> list[int]:
-        out = []
-        for setting in settings:
-            k = space.key(setting)
-            if k not in self.index:
-                self.index[k] = len(self.settings)
-                self.settings.append(space.canonical(setting))
-                self.rows.append(np.full(len(self.items), np.nan))
-            out.append(self.index[k])
-        return out
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return np.vstack(self.rows) if self.rows else np.empty((0, len(self.items)))
-
-    def fill(self, rows: Sequence[int], columns: Sequence[int]) -> None:
-        """Score `rows` on `columns` (only the missing cells), volume-major so workers reuse their cache."""
-        tasks, where = [], []
-        for column in columns:
-            todo = [r for r in rows if math.isnan(self.rows[r][column])]
-            if not todo:
-                continue
-            chunk = max(1, math.ceil(len(todo) / self.workers))  # every worker gets a share of each volume
-            for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
-                tasks.append((self.items[column], [self.settings[r] for r in part], self.scorer))
-                where.append((column, part))
-        for index, scores in self.pool.run(score_settings, tasks):
-            column, part = where[index]
-            for row, value in zip(part, scores):
-                self.rows[row][column] = value
-            self.evaluations += len(part)
 
 
 def _race(matrix: ScoreMatrix, rows: list[int], order: np.ndarray, protected: set[int], early_stop: bool,
@@ -180,15 +157,27 @@ def calibrate(
     scorer: Callable[[np.ndarray, np.ndarray], float] = leaderboard_score,
     progress: Callable[[CalibrationProgress], None] | None = None,
     candidates: Sequence[dict[str, Any]] | None = None,
+    strategy: str = "auto",
+    halving: HalvingPlan = HalvingPlan(),
 ) -> CalibrationResult:
     """Search post-processing settings on labelled volumes; see the module doc. `candidates` replaces the
-    grid (search="grid" only): a focused list of settings (space.canonical keys)."""
+    grid (search="grid" only): a focused list of settings (space.canonical keys). `strategy`: "halving"
+    screens cheaply and scores only the finalists exactly (halving.py), "exhaustive" scores every setting
+    exactly (with racing), "auto" picks halving for large searches (grid and random; bayes is exhaustive)."""
     from offlinepack.calibrate.tasks import LocalPool
 
     if search not in space.SEARCHES:
         raise OfflinepackError(f"--search {search!r} is not one of {', '.join(space.SEARCHES)}")
+    if strategy not in STRATEGIES:
+        raise OfflinepackError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if strategy == "halving" and search == "bayes":
+        raise OfflinepackError("--strategy halving screens a fixed list of settings; bayes proposes them from "
+                               "exact scores as it goes", hint="use --search grid or random with halving, or "
+                                                                "--strategy exhaustive with bayes")
     if budget < 1:
         raise OfflinepackError(f"--budget must be >= 1, got {budget}")
+    if halving.finalists < 1:
+        raise OfflinepackError(f"--finalists must be >= 1, got {halving.finalists}")
     if len(labelled.items) < 2:
         raise OfflinepackError(f"calibration needs at least 2 labelled volumes, got {len(labelled.items)}",
                                hint="cross-validation holds volumes out: label more volumes")
@@ -212,9 +201,15 @@ def calibrate(
                 picks = np.linspace(0, len(candidates) - 1, budget).round().astype(int)
                 candidates = [candidates[i] for i in sorted(set(picks))]
             rows = matrix.add(candidates)
-            dropped += _race(matrix, [default_row, *rows], order, {default_row}, early_stop, report)
         elif search == "random":
             rows = matrix.add(space.random_settings(voxels, budget, rng))
+        if search != "bayes" and strategy == "auto":
+            full_size = len(matrix.settings) * len(items) * voxels / space.REFERENCE_VOXELS
+            strategy = "halving" if full_size > AUTO_HALVING_EVALUATIONS_320 else "exhaustive"
+        if search != "bayes" and strategy == "halving":
+            return _halving(matrix, labelled, search, folds, seed, default_row, order, pool, workers, halving,
+                            report, started, base)
+        if search == "grid" or search == "random":
             dropped += _race(matrix, [default_row, *rows], order, {default_row}, early_stop, report)
         else:  # bayes: rounds of proposals from the surrogate fitted to complete rows so far
             first = max(4, budget // 4)
@@ -244,6 +239,34 @@ def calibrate(
             pool.close()
 
 
+def _halving(matrix: ScoreMatrix, labelled: LabelledSet, search: str, folds: int, seed: int, default_row: int,
+             order: np.ndarray, pool: Any, workers: int, plan: HalvingPlan,
+             report: Callable[[CalibrationProgress], None], started: float, base: PostConfig) -> CalibrationResult:
+    """The cheap rungs (halving.screen), then each track's finalists and the defaults exactly on every volume."""
+    items = labelled.items
+    total = len(matrix.settings)
+
+    def rung_done(alive: int, kept: int, volumes: int, text: str) -> None:
+        report(CalibrationProgress("round", total, alive, volumes, len(items), text))
+
+    finalists, rungs = screen(matrix.settings, items, labelled.shapes, pool, workers,
+                              stats.folds(len(items), folds, seed), order, plan, rung_done)
+    finalists = {track: sorted({*rows, default_row}) for track, rows in finalists.items()}
+    exact_rows = sorted(set().union(*finalists.values()))
+    exact_started = time.perf_counter()
+    matrix.fill(exact_rows, list(order))
+    rungs.append(Rung("exact", "leaderboard", len(exact_rows), len(items), matrix.evaluations, len(exact_rows),
+                      time.perf_counter() - exact_started))
+    rung_done(len(exact_rows), len(exact_rows), len(items),
+              f"rung exact: {len(exact_rows)} finalist(s) x {len(items)} volume(s), leaderboard score")
+    result = _result(matrix, labelled, search, folds, seed, default_row, total - len(exact_rows), pool.describe(),
+                     time.perf_counter() - started, base, finalists)
+    return replace(result, strategy="halving", rungs=tuple(rungs), caveats=(
+        f"halving: {total} setting(s) screened with SurfaceDice + VOI (no TopoScore), {len(exact_rows)} "
+        "finalist(s) scored exactly on every volume; each fold screened on its own training volumes, so the "
+        "cross-validated figure includes the screen",))
+
+
 def _leaders(matrix: ScoreMatrix) -> list[int]:
     full = matrix.matrix
     complete = ~np.isnan(full).any(axis=1)
@@ -256,18 +279,28 @@ def _leaders(matrix: ScoreMatrix) -> list[int]:
 
 
 def _result(matrix: ScoreMatrix, labelled: LabelledSet, search: str, k: int, seed: int, default_row: int,
-            dropped: int, pool: dict[str, Any], seconds: float, base: PostConfig) -> CalibrationResult:
+            dropped: int, pool: dict[str, Any], seconds: float, base: PostConfig,
+            finalists: dict[Any, list[int]] | None = None) -> CalibrationResult:
+    """Pick, cross-validate, bootstrap. `finalists`: the candidates of each fold's track (and of ALL) after
+    the halving screen; None: every setting scored on every volume is a candidate everywhere."""
     full = matrix.matrix
-    complete = np.nonzero(~np.isnan(full).any(axis=1))[0]
+    complete = {int(r) for r in np.nonzero(~np.isnan(full).any(axis=1))[0]}
     assignment = stats.folds(full.shape[1], k, seed)
-    fixed = np.array([r for r in complete if space.family(matrix.settings[r]) == "fixed"])
-    ruled = np.array([r for r in complete if space.family(matrix.settings[r]) != "fixed"])
-    fixed_held, _ = stats.cross_validate(full, fixed, assignment)
-    rule_held = stats.cross_validate(full, ruled, assignment)[0] if ruled.size else None
+    folds = int(assignment.max()) + 1
+    finalists = finalists or {track: sorted(complete) for track in [*range(folds), ALL]}
+
+    def of(track: Any, rule: bool) -> np.ndarray:
+        return np.array([r for r in finalists[track] if r in complete
+                         and (space.family(matrix.settings[r]) != "fixed") == rule], dtype=np.int64)
+
+    fixed_held, fixed_picks = stats.cross_validate(full, [of(f, False) for f in range(folds)], assignment)
+    ruled = [of(f, True) for f in range(folds)]
+    rule_held, rule_picks = (stats.cross_validate(full, ruled, assignment) if all(r.size for r in ruled)
+                             else (None, []))
     rule_chosen = rule_held is not None and float(rule_held.mean()) > float(fixed_held.mean())
-    chosen_rows = ruled if rule_chosen else fixed
     held = rule_held if rule_chosen else fixed_held
-    best = stats.best_row(full, chosen_rows, np.arange(full.shape[1]))
+    best = stats.best_row(full, of(ALL, rule_chosen), np.arange(full.shape[1]))
+    picks = rule_picks if rule_chosen else fixed_picks
     defaults = full[default_row]
     ids = [item.id for item in labelled.items]
     return CalibrationResult(
@@ -280,6 +313,7 @@ def _result(matrix: ScoreMatrix, labelled: LabelledSet, search: str, k: int, see
         seconds=seconds, pool=pool,
         per_volume={i: {"defaults": round(float(d), 6), "cv": round(float(h), 6), "in_sample": round(float(b), 6)}
                     for i, d, h, b in zip(ids, defaults, held, full[best])},
+        fold_picks=tuple(matrix.settings[p] for p in picks),
     )
 
 

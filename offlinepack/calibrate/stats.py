@@ -60,17 +60,23 @@ def best_row(matrix: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> int:
     return int(rows[int(np.argmax(means))])
 
 
-def cross_validate(matrix: np.ndarray, rows: np.ndarray, assignment: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Per-volume held-out scores of 'pick the best of `rows` on the other folds', and each fold's pick."""
+def cross_validate(matrix: np.ndarray, rows: np.ndarray | list[np.ndarray],
+                   assignment: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Per-volume held-out scores of 'pick the best of `rows` on the other folds', and each fold's pick.
+    `rows` may be one array for every fold, or one per fold (the halving search's finalists of each fold,
+    screened on that fold's training volumes only)."""
     held_out = np.full(matrix.shape[1], np.nan)
     picks = []
-    rows = rows[~np.isnan(matrix[rows]).any(axis=1)]  # only settings scored on every volume
-    for fold in range(int(assignment.max()) + 1):
+    folds = int(assignment.max()) + 1
+    per_fold = rows if isinstance(rows, list) else [rows] * folds
+    for fold in range(folds):
         test = np.nonzero(assignment == fold)[0]
         train = np.nonzero(assignment != fold)[0]
         if test.size == 0:
             continue
-        pick = best_row(matrix, rows, train)
+        candidates = np.asarray(per_fold[fold], dtype=np.int64)
+        candidates = candidates[~np.isnan(matrix[candidates]).any(axis=1)]  # only settings scored on every volume
+        pick = best_row(matrix, candidates, train)
         picks.append(pick)
         held_out[test] = matrix[pick, test]
     return held_out, picks

@@ -26,11 +26,13 @@ def calibrate(
     output: Annotated[Path, typer.Option("--output", "-o", help="run.toml fragment to write ([post] only).", dir_okay=False)] = Path("calibrated.toml"),
     search: Annotated[str, typer.Option("--search", help="grid | random | bayes [grid].")] = "grid",
     budget: Annotated[int, typer.Option("--budget", help="Settings to score at most [200].")] = 200,
+    strategy: Annotated[str, typer.Option("--strategy", help="halving (screen all settings with SurfaceDice+VOI, score the finalists exactly) | exhaustive (score every setting exactly) | auto: halving when exhaustive would exceed ~100 evaluations of 320^3.")] = "auto",
+    finalists: Annotated[int, typer.Option("--finalists", help="Halving: distinct settings per group (global thresholds, per-volume rules) and fold scored exactly on every volume [3].")] = 3,
     folds: Annotated[int, typer.Option("--folds", help="K of the K-fold cross-validation [5].")] = 5,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes [all CPUs].")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) instead of local processes.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of folds, volume order and random proposals [0].")] = 0,
-    early_stop: Annotated[bool, typer.Option("--early-stop/--no-early-stop", help="Drop settings that cannot win before scoring them on every volume.")] = True,
+    early_stop: Annotated[bool, typer.Option("--early-stop/--no-early-stop", help="Exhaustive strategy: drop settings that cannot win before scoring them on every volume.")] = True,
     ledger: Annotated[Optional[Path], typer.Option("--ledger", help="Record the calibration here [offlinepack-runs.jsonl beside -o].", dir_okay=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -40,6 +42,7 @@ def calibrate(
     the in-sample and the defaults' scores, each with a bootstrap 95 % interval over volumes.
     """
     from offlinepack.calibrate import CalibrationProgress, calibrate as run_calibration, pair_with_labels
+    from offlinepack.calibrate.halving import HalvingPlan
     from offlinepack.calibrate.search import write_calibrated_toml
     from offlinepack import kaggle
     from offlinepack.ledger import new_run_id, record_result, utc_now
@@ -51,13 +54,14 @@ def calibrate(
 
     def progress(event: CalibrationProgress) -> None:
         if not as_json and event.event == "round":
-            err_console.print(f"scored {event.alive} live setting(s) of {event.settings} on "
+            err_console.print(event.message or f"scored {event.alive} live setting(s) of {event.settings} on "
                               f"{event.volumes_done}/{event.volumes} volume(s)", markup=False)
 
     pool = pool_options(workers, scheduler)
     try:
         result = run_calibration(labelled, search=search, budget=budget, folds=folds, pool=pool, seed=seed,
-                                 early_stop=early_stop, progress=progress)
+                                 early_stop=early_stop, progress=progress, strategy=strategy,
+                                 halving=HalvingPlan(finalists=finalists, max_finalists=4 * finalists))
     finally:
         pool.close()
     ledger_path = ledger or kaggle.ledger_in(output.parent)
@@ -77,9 +81,15 @@ def calibrate(
     if as_json:
         print_json({"calibration_id": ident, "output": str(output), "ledger": str(ledger_path), **result.to_dict()})
         return
-    console.print(f"{len(result.volumes)} volume(s), {result.settings_scored} setting(s) scored "
-                  f"({result.dropped_early} stopped early, {result.evaluations} evaluations, {result.seconds:.1f} s "
-                  f"on {result.pool.get('kind')} x{result.pool.get('workers')})", markup=False)
+    if result.strategy == "halving":
+        console.print(f"{len(result.volumes)} volume(s), {result.settings_scored} setting(s) screened, halving: "
+                      + "; ".join(f"{r.name} {r.settings}x{r.volumes} ({r.evaluations} evaluations)" for r in result.rungs)
+                      + f"; {result.seconds:.1f} s on {result.pool.get('kind')} x{result.pool.get('workers')}",
+                      markup=False)
+    else:
+        console.print(f"{len(result.volumes)} volume(s), {result.settings_scored} setting(s) scored "
+                      f"({result.dropped_early} stopped early, {result.evaluations} evaluations, {result.seconds:.1f} s "
+                      f"on {result.pool.get('kind')} x{result.pool.get('workers')})", markup=False)
     console.print(f"cross-validated ({result.folds}-fold): {result.cv}", markup=False)
     console.print(f"in-sample:                {result.in_sample}", markup=False)
     console.print(f"defaults:                 {result.defaults}", markup=False)
