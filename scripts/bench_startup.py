@@ -30,6 +30,8 @@ GOAL_S = 0.25
 
 
 def _seconds(argv: list[str], repeat: int, env: dict[str, str]) -> list[float]:
+    # once untimed and checked: a command that fails at import would otherwise be timed as "fast"
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=True)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()

@@ -84,3 +84,13 @@ def test_the_probe_cell_runs_in_a_kernel_like_python(tmp_path, wheel):
     subprocess.run([sys.executable, "-S", "-c", probe_cell(report)], cwd=tmp_path, env=env, check=True)
     assert json.loads(report.read_text())["dist_info"] == [n for n in os.listdir(site) if n.endswith(".dist-info")]
     assert shipped_wheel(wheel.parent) == wheel and shipped_wheel(tmp_path / "none") is None
+
+
+def test_the_newest_offlinepack_wheel_is_the_shipped_one_by_version_not_file_name(tmp_path):
+    # file-name order puts 0.10.0 before 0.9.0; bootstrap installs the newest version
+    for version in ("0.9.0", "0.10.0", "0.2.1"):
+        (tmp_path / f"offlinepack-{version}-py3-none-any.whl").write_bytes(b"")
+    (tmp_path / "offlinepack-notawheel.whl").write_bytes(b"")
+    assert shipped_wheel(tmp_path) == tmp_path / "offlinepack-0.10.0-py3-none-any.whl"
+    assert shipped_wheel(tmp_path / "missing") is None
+    assert shipped_wheel(None) is None

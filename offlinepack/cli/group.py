@@ -31,8 +31,11 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 def _keep_hyphenated_words_whole() -> None:
     """Help text must not break `--save-probabilities` or `offlinepack-runs.jsonl` at a hyphen: a flag or file
     name cut across two lines cannot be copied. click's wrap_text looks its TextWrapper up at each call."""
-    textwrap_module = importlib.import_module(f"{click.__name__}._textwrap")
-    base = textwrap_module.TextWrapper
+    try:  # a private module: a click or typer release without it keeps its own wrapping
+        textwrap_module = importlib.import_module(f"{click.__name__}._textwrap")
+        base = textwrap_module.TextWrapper
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the installed click
+        return
     if getattr(base, "keeps_hyphens", False):
         return
 
@@ -108,10 +111,13 @@ class PlainOption(typer.core.TyperOption):
         if getattr(self, "_runtime_param", None) is None and self.type_descriptor.annotation is bool:
             # a flag's value is already True, False or None: skipping pydantic's import (0.1 s) keeps
             # `offlinepack targets` and every `--help` fast
-            from typer._coercion import PassThroughRuntimeParam
+            try:  # private to typer 0.29: a release without it converts flags its own (slower) way
+                from typer._coercion import PassThroughRuntimeParam
 
-            self._runtime_param = PassThroughRuntimeParam(parameter_info=self.type_descriptor.parameter_info,
-                                                          annotation=bool)
+                self._runtime_param = PassThroughRuntimeParam(parameter_info=self.type_descriptor.parameter_info,
+                                                              annotation=bool)
+            except (ImportError, AttributeError, TypeError):  # pragma: no cover - depends on typer
+                pass
         return super().get_runtime_param()
 
 

@@ -133,7 +133,11 @@ def _build(folder: Path, inputs: Mapping[str, Any], build: Callable[[Path], dict
 
 def _prune(root: Path, keep: Path) -> None:
     entries = []
-    for path in root.iterdir():
+    try:
+        listing = list(root.iterdir())
+    except OSError:
+        return
+    for path in listing:
         try:
             if path.name.startswith(".build-"):
                 if time.time() - path.stat().st_mtime > _STALE_BUILD_S:
@@ -168,7 +172,9 @@ def copy_base(destination: Path, inputs: Mapping[str, Any], build: Callable[[Pat
         try:
             os.chmod(staging, 0o755)
             marker = _build(staging, inputs, build)
-            if entry.exists():  # damaged (no marker, or changed files): never trusted
+            # a damaged entry (no marker, or changed files) is never trusted; an intact one is another
+            # rehearsal's, which may be copying from it right now: leave it and use it
+            if entry.exists() and intact(entry) is None:
                 shutil.rmtree(entry)
             try:
                 os.rename(staging, entry)
@@ -180,7 +186,10 @@ def copy_base(destination: Path, inputs: Mapping[str, Any], build: Callable[[Pat
         marker = intact(entry)
         if marker is None:
             raise OSError(f"the rehearsal's base environment {entry} changed while it was being written")
-    os.utime(entry / MARKER)  # most recently used: kept by _prune
+    try:
+        os.utime(entry / MARKER)  # most recently used: kept by _prune
+    except OSError:  # a shared read-only cache: reading it is all this needs
+        pass
     _place(entry, marker, destination)
     _prune(root, entry)
     return BaseCopy(info=marker["info"], reused=reused, entry=entry)

@@ -65,8 +65,19 @@ def wheel_record(wheel: Path) -> dict[str, str]:
 
 
 def shipped_wheel(wheelhouse: Path | None) -> Path | None:
-    wheels = sorted(wheelhouse.glob("offlinepack-*.whl")) if wheelhouse is not None and wheelhouse.is_dir() else []
-    return wheels[-1] if wheels else None
+    """The newest offlinepack wheel by version (0.10 after 0.9, which file-name order gets wrong): the one
+    bootstrap installs when a wheelhouse holds several."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    def version(wheel: Path) -> Any:
+        try:
+            return parse_wheel_filename(wheel.name)[1]
+        except InvalidWheelFilename:
+            return None
+
+    wheels = list(wheelhouse.glob("offlinepack-*.whl")) if wheelhouse is not None and wheelhouse.is_dir() else []
+    named = [(v, w) for w in wheels if (v := version(w)) is not None]
+    return max(named, key=lambda item: (item[0], item[1].name))[1] if named else None
 
 
 def check_shipped_offlinepack(probe: dict[str, Any] | None, wheel: Path | None) -> Check:
