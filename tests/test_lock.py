@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from packaging import tags as ptags
 from packaging.pylock import Pylock
 from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
 from offlinepack.errors import OfflinepackError
-from offlinepack.kernel_target import InstalledDistribution, Target, dump_target, resolve_target
+from offlinepack.kernel_target import Target, dump_target, resolve_target
 from offlinepack.lock import LockOptions, lock_requirements
 from offlinepack.lock.inputs import read_requirements
 from tests.conftest import FIXTURES, REPO_ROOT
+from tests.support.locks import cpython_target
 from tests.support.wheels import make_sdist, make_wheel, sha256_of
 
 if sys.version_info >= (3, 11):
@@ -26,21 +26,11 @@ else:  # pragma: no cover
 
 runner = CliRunner()
 GPU_KERNEL = FIXTURES / "gpu-kernel"
-MANYLINUX_2_35 = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["linux_x86_64"]
 
 
 def small_target(installed: dict[str, str], requires: dict[str, list[str]] | None = None) -> Target:
     """CPython 3.12.3 on glibc 2.35 x86_64 (this host is 3.11: markers must be the target's)."""
-    tags = [*ptags.cpython_tags((3, 12), abis=["cp312"], platforms=MANYLINUX_2_35),
-            *ptags.compatible_tags((3, 12), interpreter="cp312", platforms=MANYLINUX_2_35)]
-    markers = {"implementation_name": "cpython", "implementation_version": "3.12.3", "os_name": "posix",
-               "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "",
-               "platform_system": "Linux", "platform_version": "", "python_full_version": "3.12.3",
-               "python_version": "3.12", "sys_platform": "linux"}
-    return Target(name="tiny", implementation="cpython", python_version="3.12.3", system="linux", machine="x86_64",
-                  libc="glibc", libc_version="2.35", markers=markers, tags=tuple(str(t) for t in tags),
-                  installed=tuple(InstalledDistribution(name=n, version=v, requires=tuple((requires or {}).get(n, ())))
-                                  for n, v in installed.items()))
+    return cpython_target("3.12.3", installed, requires)
 
 
 def do_lock(tmp_path: Path, index, lines: list[str], target: Target, **kwargs):

@@ -10,15 +10,15 @@ import json
 import sys
 from pathlib import Path
 
-from packaging import tags as ptags
 from typer.testing import CliRunner
 
 from offlinepack.cli.app import app
 from offlinepack.kernel import load_bootstrap
-from offlinepack.kernel_target import InstalledDistribution, Target, dump_target
+from offlinepack.kernel_target import Target, dump_target
 from offlinepack.kernel_target.backports import STDLIB_BACKPORTS, stdlib_backports
 from offlinepack.kernel_kit.rehearse_static import check_wheelhouse
 from offlinepack.wheelhouse.runtime_needs import MACHINE_ONLY
+from tests.support.locks import cpython_target
 from tests.support.wheels import make_wheel
 
 if sys.version_info >= (3, 11):
@@ -27,20 +27,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 runner = CliRunner()
-PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["linux_x86_64"]
 
 
 def target_311() -> Target:
     """CPython 3.11.9, glibc 2.35 x86_64, with numpy installed (so the lock has something to hold)."""
-    tags = [*ptags.cpython_tags((3, 11), abis=["cp311"], platforms=PLATFORMS),
-            *ptags.compatible_tags((3, 11), interpreter="cp311", platforms=PLATFORMS)]
-    markers = {"implementation_name": "cpython", "implementation_version": "3.11.9", "os_name": "posix",
-               "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "",
-               "platform_system": "Linux", "platform_version": "", "python_full_version": "3.11.9",
-               "python_version": "3.11", "sys_platform": "linux"}
-    return Target(name="py311", implementation="cpython", python_version="3.11.9", system="linux", machine="x86_64",
-                  libc="glibc", libc_version="2.35", markers=markers, tags=tuple(str(t) for t in tags),
-                  installed=(InstalledDistribution(name="numpy", version="2.0.2"),))
+    return cpython_target("3.11.9", {"numpy": "2.0.2"}, name="py311")
 
 
 def legacy_stack(root: Path) -> None:
@@ -117,12 +108,7 @@ def test_a_target_that_lacks_the_module_keeps_the_backport(tmp_path, local_index
     make_wheel(local_index.root, "old-app", "1.0", requires=["dataclasses", "argparse"])
     make_wheel(local_index.root, "dataclasses", "0.8")
     make_wheel(local_index.root, "argparse", "1.4.0")
-    base = target_311()
-    tags = [*ptags.cpython_tags((3, 6), abis=["cp36m"], platforms=PLATFORMS),
-            *ptags.compatible_tags((3, 6), interpreter="cp36", platforms=PLATFORMS)]
-    markers = dict(base.markers, python_version="3.6", python_full_version="3.6.15", implementation_version="3.6.15")
-    old = Target(name="py36", implementation="cpython", python_version="3.6.15", system="linux", machine="x86_64",
-                 libc="glibc", libc_version="2.35", markers=markers, tags=tuple(str(t) for t in tags), installed=())
+    old = cpython_target("3.6.15", name="py36", abi_suffix="m")
     target_file = tmp_path / "old.json"
     dump_target(old, target_file)
     (tmp_path / "r.in").write_text("old-app\n")

@@ -113,7 +113,7 @@ def post_masks(probability: np.ndarray, posts: Sequence[Any], histogram: np.ndar
     prefixes shared: settings with the same volume threshold (and hysteresis) threshold and label once;
     only the component cut and the later steps run per setting. Yields in threshold order."""
     from offlinepack.post import postprocess_checked, volume_threshold
-    from offlinepack.post.process import _label, components_backend, threshold_mask
+    from offlinepack.post.process import _label, components_backend, finish_mask, threshold_mask
 
     groups: dict[tuple, list[int]] = {}
     for index, post in enumerate(posts):
@@ -136,22 +136,7 @@ def post_masks(probability: np.ndarray, posts: Sequence[Any], histogram: np.ndar
                 mask = np.take(keep, labels)
             else:
                 mask = thresholded
-            yield index, _finish(mask, post, backend)
-
-
-def _finish(mask: np.ndarray, post: Any, backend: str) -> np.ndarray:
-    """post.postprocess_checked's steps after the component cut (hole filling, plugs), on a cut mask."""
-    from offlinepack.post.process import _label, fill_holes
-    from offlinepack.post.topology import fill_small_cavities, plug_one_voxel_holes
-
-    if post.fill_holes == "3d" and post.max_hole_voxels > 0:
-        mask = fill_small_cavities(mask, post.max_hole_voxels,
-                                   lambda m: _label(~m.astype(bool, copy=False), backend, connectivity=6))
-    else:
-        mask = fill_holes(mask, post.fill_holes, backend)
-    if post.plug_holes:
-        mask = plug_one_voxel_holes(mask)
-    return mask.astype(np.uint8)
+            yield index, finish_mask(mask, post, backend)
 
 
 _MALLOC_TUNED = False

@@ -231,6 +231,12 @@ def postprocess_checked(prob: np.ndarray, config: PostConfig, histogram: np.ndar
                 mask = close_per_sheet(mask, labels, count, config.closing_radius)
     else:
         mask = remove_small_components(mask, config.min_component_voxels, backend)
+    return finish_mask(mask, config, backend)
+
+
+def finish_mask(mask: np.ndarray, config: PostConfig, backend: str) -> np.ndarray:
+    """The steps after the component cut (hole filling, 1-voxel plugs) as uint8: shared with the calibrator,
+    which cuts components for many settings from one labelling."""
     if config.fill_holes == "3d" and config.max_hole_voxels > 0:
         mask = fill_small_cavities(mask, config.max_hole_voxels,
                                    lambda m: _label(~m.astype(bool, copy=False), backend, connectivity=6))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from offlinepack.kernel_target import Target
+from packaging import tags as ptags
+
+from offlinepack.kernel_target import InstalledDistribution, Target
 from tests.support.index import LocalIndex
 from tests.support.wheels import sha256_of
 
@@ -22,6 +24,25 @@ MARKERS = {
 def make_target(tags: tuple[str, ...] = TAGS, name: str = "test-kernel") -> Target:
     return Target(name=name, implementation="cpython", python_version="3.12.3", system="linux", machine="x86_64",
                   libc="glibc", libc_version="2.35", markers=MARKERS, tags=tags, approximate=True)
+
+
+def cpython_target(full_version: str, installed: dict[str, str] | None = None,
+                   requires: dict[str, list[str]] | None = None, name: str = "tiny", abi_suffix: str = "") -> Target:
+    """CPython `full_version` on glibc 2.35 x86_64 with its real tag list and markers (the host's Python may
+    differ: markers must be the target's), `installed` {name: version} with their Requires-Dist."""
+    major, minor = (int(part) for part in full_version.split(".")[:2])
+    cp = f"cp{major}{minor}"
+    platforms = [f"manylinux_2_{glibc}_x86_64" for glibc in range(35, 16, -1)] + ["linux_x86_64"]
+    tags = [*ptags.cpython_tags((major, minor), abis=[cp + abi_suffix], platforms=platforms),
+            *ptags.compatible_tags((major, minor), interpreter=cp, platforms=platforms)]
+    markers = {"implementation_name": "cpython", "implementation_version": full_version, "os_name": "posix",
+               "platform_machine": "x86_64", "platform_python_implementation": "CPython", "platform_release": "",
+               "platform_system": "Linux", "platform_version": "", "python_full_version": full_version,
+               "python_version": f"{major}.{minor}", "sys_platform": "linux"}
+    return Target(name=name, implementation="cpython", python_version=full_version, system="linux", machine="x86_64",
+                  libc="glibc", libc_version="2.35", markers=markers, tags=tuple(str(t) for t in tags),
+                  installed=tuple(InstalledDistribution(name=n, version=v, requires=tuple((requires or {}).get(n, ())))
+                                  for n, v in (installed or {}).items()))
 
 
 def file_url(index: LocalIndex, path: Path) -> str:
